@@ -1,0 +1,1 @@
+"""The registration backend's domain, data access and tools; ``app.py`` only translates."""

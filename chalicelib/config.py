@@ -1,0 +1,53 @@
+"""Configuration, read once from the environment.  Stages set it in ``.chalice/config.json``."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+class ConfigurationError(Exception):
+    """A required setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the code reads, by its pinned environment name."""
+
+    database_url: str | None = None
+    db_secret_arn: str | None = None
+    db_host: str | None = None
+    db_port: int | None = None
+    db_name: str | None = None
+    # Behind RDS Proxy in transaction pooling, server-side prepared statements
+    # break; "0" turns psycopg's automatic preparation off.
+    db_prepare: bool = True
+    db_connect_timeout_s: int = 5
+    migrate_lock_timeout: str = "5s"
+    migrate_statement_timeout: str = "15min"
+    migrate_wait_for_lock_s: float = 120.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        """Read the settings from ``env``; raises ``ConfigurationError`` on a malformed value."""
+        try:
+            return cls(
+                database_url=env.get("DATABASE_URL") or None,
+                db_secret_arn=env.get("DB_SECRET_ARN") or None,
+                db_host=env.get("DB_HOST") or None,
+                db_port=int(env["DB_PORT"]) if env.get("DB_PORT") else None,
+                db_name=env.get("DB_NAME") or None,
+                db_prepare=env.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "off"),
+                db_connect_timeout_s=int(env.get("DB_CONNECT_TIMEOUT_S", "5")),
+                migrate_lock_timeout=env.get("MIGRATE_LOCK_TIMEOUT", "5s"),
+                migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),
+                migrate_wait_for_lock_s=float(env.get("MIGRATE_WAIT_FOR_LOCK_S", "120")),
+            )
+        except ValueError as error:
+            raise ConfigurationError(f"malformed setting: {error}") from error
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings, read from ``os.environ`` on first use."""
+    return Settings.from_env(os.environ)

@@ -1,0 +1,64 @@
+"""Where the database is, and how to connect to it.
+
+psycopg and boto3 are imported inside the functions that need them: a Lambda
+pays for them at first use, not at cold start.
+"""
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.config import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def conninfo(settings: Settings, secrets_client: Callable[[], Any] | None = None) -> str:
+    """The connection string: ``DATABASE_URL``, or built from the RDS secret at ``DB_SECRET_ARN``.
+
+    The secret is the JSON RDS writes (``username``, ``password``, and usually
+    ``host``, ``port``, ``dbname``); ``DB_HOST``, ``DB_PORT`` and ``DB_NAME`` fill
+    in or override what it lacks.  Raises ``ConfigurationError`` when neither is set.
+    """
+    if settings.database_url:
+        return settings.database_url
+    if not settings.db_secret_arn:
+        raise ConfigurationError("set DATABASE_URL, or DB_SECRET_ARN for an RDS secret")
+    client = (secrets_client or _default_secrets_client)()
+    secret = json.loads(client.get_secret_value(SecretId=settings.db_secret_arn)["SecretString"])
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(
+        host=settings.db_host or secret.get("host"),
+        port=settings.db_port or secret.get("port") or 5432,
+        dbname=settings.db_name or secret.get("dbname") or "postgres",
+        user=secret["username"],
+        password=secret["password"],
+    )
+
+
+def connect(url: str, settings: Settings) -> "psycopg.Connection[Any]":
+    """A new autocommit connection: every unit of work opens its own ``conn.transaction()``.
+
+    Autocommit is deliberate: on a non-autocommit psycopg connection a statement
+    opens a transaction that nothing commits, and DDL run that way silently
+    vanishes when the connection closes (one of the incident's two causes).
+    """
+    import psycopg
+
+    conn = psycopg.connect(
+        url,
+        autocommit=True,
+        connect_timeout=settings.db_connect_timeout_s,
+        application_name="registration-backend",
+    )
+    if not settings.db_prepare:
+        conn.prepare_threshold = None
+    return conn
+
+
+def _default_secrets_client() -> Any:
+    import boto3
+
+    return boto3.client("secretsmanager")
