@@ -6,7 +6,7 @@ modules (psycopg, boto3) are imported at first use so that cold start stays ligh
 
 from typing import Any
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 app = Chalice(app_name="registration-backend")
 

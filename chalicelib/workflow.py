@@ -89,7 +89,10 @@ def mermaid_diagram() -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {INITIAL_STATUS}"]
     order = list(RegistrationStatus)
     for transition in TRANSITIONS:
-        label = f"{transition.action} ({'worker' if transition.worker_only else ', '.join(sorted(transition.roles))})"
+        who = ["worker"] if transition.worker_only else sorted(transition.roles)
+        if transition.public_with_code:
+            who.insert(0, "registrant with code")
+        label = f"{transition.action} ({', '.join(who)})"
         for source in sorted(transition.sources, key=order.index):
             lines.append(f"    {source} --> {transition.target}: {label}")
     for status in sorted(TERMINAL_STATUSES, key=order.index):

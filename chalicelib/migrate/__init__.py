@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import ConfigurationError, Settings, settings as env_settings
+from chalicelib.config import ConfigurationError, Settings
+from chalicelib.config import settings as env_settings
 from chalicelib.migrate.report import Drift, Report
 from chalicelib.schema_contract import CONTRACT, EnumColumn
 

@@ -13,8 +13,11 @@ from chalicelib.migrate import ACTIONS, run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=ACTIONS, help="plan: what apply would do; apply: apply, then verify; "
-                        "verify: compare the live database with the code")
+    parser.add_argument(
+        "action",
+        choices=ACTIONS,
+        help="plan: what apply would do; apply: apply, then verify; verify: compare the live database with the code",
+    )
     parser.add_argument("--database-url", help="defaults to DATABASE_URL, or the RDS secret at DB_SECRET_ARN")
     args = parser.parse_args(argv)  # exits 2 on bad usage
     report = run(args.action, args.database_url)

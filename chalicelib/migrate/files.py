@@ -60,7 +60,9 @@ def load_migrations(directory: Path | None = None) -> list[MigrationFile]:
     for path in sorted(directory.glob("*.sql")):
         migration = _read(path)
         if migration.number in found:
-            raise MigrationFilesError(f"{found[migration.number].name} and {migration.name} share number {migration.number}")
+            raise MigrationFilesError(
+                f"{found[migration.number].name} and {migration.name} share number {migration.number}"
+            )
         found[migration.number] = migration
     return [found[number] for number in sorted(found)]
 

@@ -55,7 +55,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
-            raise UnsupportedPredicateError(f"unexpected text at {text[position:position + 20]!r}")
+            raise UnsupportedPredicateError(f"unexpected text at {text[position : position + 20]!r}")
         kind = match.lastgroup or ""
         position = match.end()
         if kind in ("space", "cast"):
@@ -93,7 +93,7 @@ def strip_constraint_definition(definition: str) -> str:
     return match.group(1)
 
 
-class _Backtrack(Exception):
+class _BacktrackError(Exception):
     pass
 
 
@@ -119,13 +119,13 @@ class _Parser:
 
     def expect(self, value: str) -> None:
         if not self.accept(value):
-            raise _Backtrack(f"expected {value!r}, found {self.peek_value()!r}")
+            raise _BacktrackError(f"expected {value!r}, found {self.peek_value()!r}")
 
     # -- grammar ---------------------------------------------------------------
     def expression(self) -> Predicate:
         try:
             return self._or()
-        except _Backtrack as error:
+        except _BacktrackError as error:
             raise UnsupportedPredicateError(str(error)) from None
 
     def _or(self) -> Predicate:
@@ -150,7 +150,7 @@ class _Parser:
         start = self.position
         try:
             return self._comparison()
-        except _Backtrack:
+        except _BacktrackError:
             self.position = start
         self.expect("(")
         inner = self._or()
@@ -168,9 +168,9 @@ class _Parser:
             values = self._parenthesised_list()
             return _quantified(left, "<>" if negated_in else "=", "all" if negated_in else "any", values)
         if negated_in:
-            raise _Backtrack("NOT must be followed by IN here")
+            raise _BacktrackError("NOT must be followed by IN here")
         if self.peek_kind() != "op":
-            raise _Backtrack(f"expected a comparison, found {self.peek_value()!r}")
+            raise _BacktrackError(f"expected a comparison, found {self.peek_value()!r}")
         operator = "<>" if self.tokens[self.position][1] in ("<>", "!=") else "="
         self.position += 1
         for quantifier in ("any", "all"):
@@ -198,7 +198,7 @@ class _Parser:
         if kind == "word" and value == "null":
             self.position += 1
             return lambda _v: None
-        raise _Backtrack(f"expected {self.column!r} or a literal, found {value!r}")
+        raise _BacktrackError(f"expected {self.column!r} or a literal, found {value!r}")
 
     def _array(self) -> list[str]:
         if self.accept("("):
@@ -212,7 +212,7 @@ class _Parser:
             self.position += 1
             match = re.fullmatch(r"\{([A-Za-z0-9_, ]*)\}", text)
             if match is None:
-                raise _Backtrack(f"array literal {text!r} is not a plain list")
+                raise _BacktrackError(f"array literal {text!r} is not a plain list")
             values = [item.strip() for item in match.group(1).split(",") if item.strip()]
             self.literals.update(values)
             return values
@@ -238,7 +238,7 @@ class _Parser:
             self.expect(")")
             return value
         if self.peek_kind() != "string":
-            raise _Backtrack(f"expected a string literal, found {self.peek_value()!r}")
+            raise _BacktrackError(f"expected a string literal, found {self.peek_value()!r}")
         value = self.tokens[self.position][1]
         self.position += 1
         self.literals.add(value)

@@ -52,7 +52,11 @@ def plan(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], contra
 
 
 def verify(
-    conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], contract: Sequence[EnumColumn], *, action: str = "verify"
+    conn: "psycopg.Connection[Any]",
+    files: Sequence[MigrationFile],
+    contract: Sequence[EnumColumn],
+    *,
+    action: str = "verify",
 ) -> Report:
     """The live database against the files and the contract; pending files are drift."""
     report = Report(action=action)
@@ -115,7 +119,9 @@ def _apply_one(conn: "psycopg.Connection[Any]", migration: MigrationFile, settin
     timeouts = "SELECT set_config('lock_timeout', %s, {local}), set_config('statement_timeout', %s, {local})"
     if migration.in_transaction:
         with conn.transaction():
-            conn.execute(timeouts.format(local="true"), (settings.migrate_lock_timeout, settings.migrate_statement_timeout))
+            conn.execute(
+                timeouts.format(local="true"), (settings.migrate_lock_timeout, settings.migrate_statement_timeout)
+            )
             conn.execute(migration.sql.encode())
             elapsed = (time.perf_counter() - started) * 1000
             conn.execute(record, (migration.name, migration.checksum, elapsed))

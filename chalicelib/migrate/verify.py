@@ -142,8 +142,8 @@ def _check_constraints(catalog: Catalog, expected: EnumColumn) -> list[Drift]:
                     _replace_constraint_sql(expected, [c.name for c in live if c.name != expected.constraint]),
                 )
             )
-    for check in live:
-        drift.extend(_check_one_constraint(expected, check))
+    for live_check in live:
+        drift.extend(_check_one_constraint(expected, live_check))
     return drift
 
 
@@ -157,7 +157,7 @@ def _check_one_constraint(expected: EnumColumn, check: _LiveCheck) -> list[Drift
                 f"{table}.{column} has a second CHECK constraint, {check.name}, beside {expected.constraint}: "
                 f"a change to {expected.constraint} alone (e.g. DROP CONSTRAINT IF EXISTS "
                 f"{expected.constraint}) leaves it in force",
-                f"ALTER TABLE {table} DROP CONSTRAINT {check.name};",
+                f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check.name};",
             )
         )
         return drift
@@ -278,7 +278,10 @@ def _check_index(catalog: Catalog, expected: EnumColumn, index: IndexPredicate) 
             )
         )
     if live["predicate"] is None:
-        return [*drift, Drift("index_predicate_mismatch", f"{index.name} covers every row: it has no WHERE clause", fix)]
+        return [
+            *drift,
+            Drift("index_predicate_mismatch", f"{index.name} covers every row: it has no WHERE clause", fix),
+        ]
     try:
         parsed = parse_predicate(live["predicate"], expected.column)
     except UnsupportedPredicateError as error:
