@@ -89,7 +89,7 @@ def mermaid_diagram() -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {INITIAL_STATUS}"]
     order = list(RegistrationStatus)
     for transition in TRANSITIONS:
-        who = ["worker"] if transition.worker_only else sorted(transition.roles)
+        who: list[str] = ["worker"] if transition.worker_only else sorted(transition.roles)
         if transition.public_with_code:
             who.insert(0, "registrant with code")
         label = f"{transition.action} ({', '.join(who)})"

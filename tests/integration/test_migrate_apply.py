@@ -67,7 +67,8 @@ def test_a_file_that_fails_halfway_leaves_nothing_and_stops(migrated_db: str, mi
     assert not report["ok"]
     failure = report["drift"][0]
     assert failure["kind"] == "migration_failed"
-    assert "100_create_half.sql" in failure["message"] and "division by zero" in failure["message"]
+    assert "100_create_half.sql" in failure["message"]
+    assert "division by zero" in failure["message"]
     assert report["applied"] == []
     assert report["pending"] == ["100_create_half.sql", "101_create_after.sql"]
     assert not _table_exists(migrated_db, "half_done")

@@ -18,8 +18,9 @@ from chalicelib.schema_contract import CONTRACT, EnumColumn
 from chalicelib.statuses import RegistrationStatus
 from tests.conftest import MIGRATIONS
 
-SEVEN_STATUSES = "'pending_verification', 'verified', 'survey_scheduled', 'survey_completed', 'approved', " \
-    "'rejected', 'cancelled'"
+SEVEN_STATUSES = (
+    "'pending_verification', 'verified', 'survey_scheduled', 'survey_completed', 'approved', 'rejected', 'cancelled'"
+)
 EIGHT_STATUSES = SEVEN_STATUSES.replace("'approved',", "'approved', 'customer_created',")
 
 # The incident's fix, exactly as it was run (incident-registration-constraint.md).
@@ -95,9 +96,7 @@ def test_incident_way_one_drop_if_exists_misses_a_differently_named_constraint(
     assert report["applied"] == ["100_fix_customer_created_constraint.sql"]
     assert not report["ok"]
     rejects = [d for d in report["drift"] if d["kind"] == "check_rejects_value"]
-    assert [d["message"].split(":")[0] for d in rejects] == [
-        "customer_registrations rejects status 'customer_created'"
-    ]
+    assert [d["message"].split(":")[0] for d in rejects] == ["customer_registrations rejects status 'customer_created'"]
     assert "customer_registrations_status_check" in rejects[0]["message"]
     assert "check_extra" in _kinds(report)
     # The effect is real: the database refuses the write the code will make.
@@ -268,9 +267,7 @@ def test_a_status_added_to_the_code_without_a_migration_fails(migrated_db: str) 
         "RegistrationStatus", [(s.name, s.value) for s in RegistrationStatus] + [("ON_HOLD", "on_hold")]
     )
     contract = [
-        EnumColumn(c.table, c.column, grown, c.constraint, c.default, c.indexes)
-        if c.enum is RegistrationStatus
-        else c
+        EnumColumn(c.table, c.column, grown, c.constraint, c.default, c.indexes) if c.enum is RegistrationStatus else c
         for c in CONTRACT
     ]
     report = _verify(migrated_db, contract=contract)
@@ -297,6 +294,9 @@ def test_the_contract_reads_a_varchar_column_too(migrated_db: str) -> None:
     contract = [EnumColumn("lamps", "colour", Colour, "valid_colour", default="red")]
     assert run("verify", migrated_db, migrations_dir=MIGRATIONS, contract=contract)["ok"]
 
-    _sql(migrated_db, "ALTER TABLE lamps DROP CONSTRAINT valid_colour, ADD CONSTRAINT valid_colour CHECK (colour = 'red')")
+    _sql(
+        migrated_db,
+        "ALTER TABLE lamps DROP CONSTRAINT valid_colour, ADD CONSTRAINT valid_colour CHECK (colour = 'red')",
+    )
     report = run("verify", migrated_db, migrations_dir=MIGRATIONS, contract=contract)
     assert [d["message"] for d in report["drift"]] == ["lamps rejects colour 'green': valid_colour does not allow it"]

@@ -22,7 +22,7 @@ RENDERINGS = [
     ("CHECK (((status = 'a'::text) OR (status = 'b'::text)))", "status", {"a", "b"}, {"c"}),
     ("CHECK ((NOT (status = 'a'::text)))", "status", {"b"}, {"a"}),
     ("CHECK ((status = ANY ('{a,b}'::text[])))", "status", {"a", "b"}, {"c"}),
-    ('CHECK (("Status" = \'a\'::text))', "Status", {"a"}, {"b"}),
+    ("CHECK ((\"Status\" = 'a'::text))", "Status", {"a"}, {"b"}),
 ]
 
 
