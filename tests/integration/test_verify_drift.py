@@ -35,6 +35,14 @@ def _sql(url: str, statement: str) -> None:
         conn.execute(statement.encode())
 
 
+def _swap_valid_status(url: str, definition: str) -> None:
+    """Replace valid_status, in one committed statement, by ``CHECK <definition>``."""
+    _sql(
+        url,
+        f"ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, ADD CONSTRAINT valid_status {definition}",
+    )
+
+
 def _verify(url: str, **kwargs: Any) -> dict[str, Any]:
     return run("verify", url, migrations_dir=kwargs.pop("migrations_dir", MIGRATIONS), **kwargs)
 
@@ -109,11 +117,7 @@ def test_incident_way_one_drop_if_exists_misses_a_differently_named_constraint(
 
 
 def test_incident_way_two_ddl_on_a_connection_never_committed(migrated_db: str) -> None:
-    _sql(
-        migrated_db,
-        f"ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
-        f"ADD CONSTRAINT valid_status CHECK (status IN ({SEVEN_STATUSES}))",
-    )
+    _swap_valid_status(migrated_db, f"CHECK (status IN ({SEVEN_STATUSES}))")
     # A hand-run fix on a default psycopg connection: the ALTER opens a
     # transaction that nothing commits, and closing the connection rolls it back.
     conn = psycopg.connect(migrated_db)
@@ -133,11 +137,7 @@ def test_incident_way_two_ddl_on_a_connection_never_committed(migrated_db: str) 
 
 
 def test_not_valid_constraint_is_drift_until_validated(migrated_db: str) -> None:
-    _sql(
-        migrated_db,
-        "ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
-        f"ADD CONSTRAINT valid_status CHECK (status IN ({EIGHT_STATUSES})) NOT VALID",
-    )
+    _swap_valid_status(migrated_db, f"CHECK (status IN ({EIGHT_STATUSES})) NOT VALID")
     report = _verify(migrated_db)
     assert _kinds(report) == ["check_not_validated"]
     assert report["drift"][0]["fix_sql"] == "ALTER TABLE customer_registrations VALIDATE CONSTRAINT valid_status;"
@@ -148,11 +148,7 @@ def test_not_valid_constraint_is_drift_until_validated(migrated_db: str) -> None
 def test_not_enforced_constraint_is_drift(migrated_db: str, server_version: int) -> None:
     if server_version < 180000:
         pytest.skip("NOT ENFORCED CHECK constraints arrived in PostgreSQL 18")
-    _sql(
-        migrated_db,
-        "ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
-        f"ADD CONSTRAINT valid_status CHECK (status IN ({EIGHT_STATUSES})) NOT ENFORCED",
-    )
+    _swap_valid_status(migrated_db, f"CHECK (status IN ({EIGHT_STATUSES})) NOT ENFORCED")
     report = _verify(migrated_db)
     assert "check_not_enforced" in _kinds(report)
     _apply_fixes(migrated_db, report)
@@ -160,11 +156,7 @@ def test_not_enforced_constraint_is_drift(migrated_db: str, server_version: int)
 
 
 def test_a_constraint_allowing_a_status_the_code_lacks(migrated_db: str) -> None:
-    _sql(
-        migrated_db,
-        "ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
-        f"ADD CONSTRAINT valid_status CHECK (status IN ({EIGHT_STATUSES}, 'on_hold'))",
-    )
+    _swap_valid_status(migrated_db, f"CHECK (status IN ({EIGHT_STATUSES}, 'on_hold'))")
     report = _verify(migrated_db)
     assert _kinds(report) == ["check_allows_unknown"]
     assert "'on_hold'" in report["drift"][0]["message"]
@@ -182,11 +174,7 @@ def test_missing_constraint(migrated_db: str) -> None:
 
 
 def test_constraint_beyond_the_reader_is_unverifiable_not_fine(migrated_db: str) -> None:
-    _sql(
-        migrated_db,
-        "ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
-        f"ADD CONSTRAINT valid_status CHECK (lower(status) IN ({EIGHT_STATUSES}))",
-    )
+    _swap_valid_status(migrated_db, f"CHECK (lower(status) IN ({EIGHT_STATUSES}))")
     report = _verify(migrated_db)
     assert _kinds(report) == ["check_unverifiable"]
     _apply_fixes(migrated_db, report)
