@@ -1,14 +1,87 @@
 """Entry points: API Gateway routes, the SQS worker, and the ``migrate`` Lambda.
 
 Each handler translates its event and calls one function of chalicelib; heavy
-modules (psycopg, boto3) are imported at first use so that cold start stays light.
+modules (psycopg, boto3, pydantic models, JWT) are imported at first use so that
+cold start stays light.  Errors become JSON in one place, ``chalicelib.http``.
 """
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from chalice.app import Chalice
+from chalice.app import Chalice, Response
+
+from chalicelib.runtime import Database
 
 app = Chalice(app_name="registration-backend")
+database = Database()
+
+
+def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``app.route`` whose errors are translated by ``chalicelib.http``."""
+
+    def register(view: Callable[..., Any]) -> Any:
+        @functools.wraps(view)
+        def translated(**kwargs: Any) -> Any:
+            try:
+                return view(**kwargs)
+            except Exception as error:
+                from chalicelib.http import translate
+
+                status, body, headers = translate(error)
+                return Response(body=body, status_code=status, headers=dict(headers))
+
+        return app.route(path, **options)(translated)
+
+    return register
+
+
+@api("/packages", methods=["GET"])
+def list_packages() -> Any:
+    from chalicelib import registrations
+
+    return database.run(registrations.list_packages)
+
+
+@api("/packages", methods=["POST"])
+def create_package() -> Response:
+    from chalicelib import registrations
+    from chalicelib.models import PackageIn
+
+    staff, body = _staff(), _body(PackageIn)
+    return Response(database.run(lambda conn: registrations.create_package(conn, staff, body)), status_code=201)
+
+
+@api("/registrations", methods=["POST"])
+def create_registration() -> Response:
+    from chalicelib import registrations
+    from chalicelib.models import RegistrationIn
+
+    body = _body(RegistrationIn)
+    return Response(database.run(lambda conn: registrations.register(conn, body)), status_code=201)
+
+
+@api("/registrations/{registration_id}", methods=["GET"])
+def get_registration(registration_id: str) -> Any:
+    from chalicelib import registrations
+
+    _staff()
+    return database.run(lambda conn: registrations.get_registration(conn, registration_id))
+
+
+@api("/registrations/{registration_id}/{action}", methods=["POST"])
+def act_on_registration(registration_id: str, action: str) -> Any:
+    from chalicelib import registrations
+    from chalicelib.errors import NotFoundError
+    from chalicelib.workflow import Action
+
+    known = {a.value: a for a in registrations.BODY_BY_ACTION}
+    if action not in known:
+        raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
+    model = registrations.BODY_BY_ACTION[Action(action)]
+    body = None if model is type(None) else _body(model)
+    staff = _staff()
+    return database.run(lambda conn: registrations.act(conn, registration_id, Action(action), staff, body))
 
 
 @app.lambda_function(name="migrate")
@@ -17,3 +90,24 @@ def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.migrate import raise_unless_ok, run
 
     return raise_unless_ok(run(str(event.get("action", ""))))
+
+
+def _staff() -> Any:
+    from chalicelib.auth import authenticate
+    from chalicelib.config import settings
+
+    return authenticate(_request().headers, settings().auth_jwt_secret)
+
+
+def _body(model: Any) -> Any:
+    from chalicelib.http import parse_size
+
+    raw = _request().raw_body
+    parse_size(raw if isinstance(raw, bytes) else None)
+    return model.model_validate_json(raw or b"")
+
+
+def _request() -> Any:
+    request = app.current_request
+    assert request is not None, "only called while handling a request"
+    return request

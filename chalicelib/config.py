@@ -23,6 +23,7 @@ class Settings:
     # break; "0" turns psycopg's automatic preparation off.
     db_prepare: bool = True
     db_connect_timeout_s: int = 5
+    auth_jwt_secret: str | None = None
     migrate_lock_timeout: str = "5s"
     migrate_statement_timeout: str = "15min"
     migrate_wait_for_lock_s: float = 120.0
@@ -39,6 +40,7 @@ class Settings:
                 db_name=env.get("DB_NAME") or None,
                 db_prepare=env.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "off"),
                 db_connect_timeout_s=int(env.get("DB_CONNECT_TIMEOUT_S", "5")),
+                auth_jwt_secret=env.get("AUTH_JWT_SECRET") or None,
                 migrate_lock_timeout=env.get("MIGRATE_LOCK_TIMEOUT", "5s"),
                 migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),
                 migrate_wait_for_lock_s=float(env.get("MIGRATE_WAIT_FOR_LOCK_S", "120")),

@@ -61,7 +61,8 @@ class Databases:
 
     def create(self, template: str | None = None) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
-        statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        # FILE_COPY: copying a small template's files beats WAL-logging each block (PostgreSQL 15+).
+        statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else "")
         with psycopg.connect(self.server_url, autocommit=True) as conn:
             conn.execute(statement.encode())
         self.created.append(name)

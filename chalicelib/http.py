@@ -1,0 +1,50 @@
+"""The one place errors become HTTP responses: ``{"error": {"code", "message", "details"}}``."""
+
+import logging
+from typing import Any
+
+from chalicelib.errors import AppError, BadRequestError, PayloadTooLargeError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+RETRY_AFTER_S = "5"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) for ``error``; unknown errors are a logged 500 that says nothing inside."""
+    from pydantic import ValidationError
+
+    if isinstance(error, AppError):
+        headers = {"Retry-After": RETRY_AFTER_S} if error.status == 503 else {}
+        return error.status, error_body(error.code, error.message, error.details), headers
+    if isinstance(error, ValidationError):
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        return 400, error_body("invalid_input", "the request body is not valid", {"problems": problems}), {}
+    if _is_database_down(error):
+        log.warning("database unavailable: %s", type(error).__name__)
+        body = error_body("service_unavailable", "the database is unavailable; nothing was changed, try again")
+        return 503, body, {"Retry-After": RETRY_AFTER_S}
+    log.exception("unhandled error")
+    return 500, error_body("internal_error", "an internal error occurred"), {}
+
+
+def parse_size(raw: bytes | None) -> None:
+    """Refuse an empty or oversized body before parsing it; pydantic reports the rest."""
+    if raw is not None and len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw:
+        raise BadRequestError("a JSON object body is required")
+
+
+def _is_database_down(error: Exception) -> bool:
+    import psycopg
+
+    return isinstance(error, psycopg.OperationalError | psycopg.errors.AdminShutdown | psycopg.errors.CannotConnectNow)

@@ -1,0 +1,122 @@
+"""The registration services: plain verbs that take a connection and return JSON-ready dicts."""
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from chalicelib import repository
+from chalicelib.auth import Staff, require
+from chalicelib.errors import (
+    BadRequestError,
+    DuplicateRegistrationError,
+    NotFoundError,
+    TransitionNotAllowedError,
+    UnauthorizedError,
+)
+from chalicelib.models import CompleteSurveyIn, PackageIn, ReasonIn, RegistrationIn, ScheduleSurveyIn, VerifyIn
+from chalicelib.statuses import TERMINAL_STATUSES, RegistrationStatus
+from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role, allowed_actions
+
+if TYPE_CHECKING:
+    import psycopg
+
+Json = dict[str, Any]
+
+
+BODY_BY_ACTION: dict[Action, type] = {
+    Action.VERIFY: VerifyIn,
+    Action.SCHEDULE_SURVEY: ScheduleSurveyIn,
+    Action.COMPLETE_SURVEY: CompleteSurveyIn,
+    Action.APPROVE: type(None),
+    Action.REJECT: ReasonIn,
+    Action.CANCEL: ReasonIn,
+}
+
+
+def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
+    """The active packages, cheapest first."""
+    return repository.list_packages(conn)
+
+
+def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageIn) -> Json:
+    """A new package (``admin`` only); raises ``ConflictError``-family on a duplicate name."""
+    require(staff, [Role.ADMIN])
+    package = repository.insert_package(conn, body.name, body.speed_mbps, body.monthly_price_idr)
+    if package is None:
+        raise DuplicateRegistrationError(f"a package named {body.name!r} exists", {"name": body.name})
+    return package
+
+
+def register(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Json:
+    """A new registration in ``pending_verification``.
+
+    Raises ``DuplicateRegistrationError`` (409, naming the existing one's status) when an
+    active registration has the phone or e-mail, ``BadRequestError`` for an unknown package.
+    """
+    fields = {**body.model_dump(), "terminal": [s.value for s in TERMINAL_STATUSES]}
+    try:
+        registration = repository.insert_registration(conn, fields)
+    except repository.DuplicateActiveError as duplicate:
+        raise DuplicateRegistrationError(
+            "an active registration already has this phone number or e-mail address",
+            {"current_status": duplicate.existing_status},
+        ) from None
+    if registration is None:
+        raise BadRequestError("package_id names no active package", {"field": "package_id"})
+    return registration
+
+
+def get_registration(conn: "psycopg.Connection[Any]", registration_id: str) -> Json:
+    """One registration with its history, customer and ticket; raises ``NotFoundError``."""
+    registration = repository.get_registration(conn, _uuid(registration_id))
+    if registration is None:
+        raise NotFoundError("no such registration")
+    return registration
+
+
+def act(conn: "psycopg.Connection[Any]", registration_id: str, action: Action, staff: Staff | None, body: Any) -> Json:
+    """Move a registration by ``action``, as the transition table allows.
+
+    Raises ``UnauthorizedError``/``ForbiddenError`` for the wrong caller, ``NotFoundError``,
+    and ``TransitionNotAllowedError`` (409, with the current status and the actions
+    allowed from it) when the status does not allow the move; nothing changes then.
+    """
+    transition = TRANSITION_BY_ACTION[action]
+    if staff is None:
+        # Verification by the registrant's OTP code arrives with the OTP work.
+        raise UnauthorizedError("a staff Bearer token is required")
+    require(staff, transition.roles)
+    params: Json = {
+        "id": _uuid(registration_id),
+        "action": action.value,
+        "to_status": transition.target.value,
+        "from_statuses": [s.value for s in transition.sources],
+        "require_feasible": action is Action.APPROVE,
+        "actor": staff.username,
+        "reason": getattr(body, "reason", None),
+        "survey_scheduled_at": getattr(body, "scheduled_at", None),
+        "surveyor": getattr(body, "surveyor", None),
+        "survey_feasible": getattr(body, "feasible", None),
+        "survey_notes": getattr(body, "notes", None) if action is Action.COMPLETE_SURVEY else None,
+    }
+    before, registration = repository.transition(conn, params)
+    if before is None:
+        raise NotFoundError("no such registration")
+    if registration is None:
+        status = RegistrationStatus(before)
+        raise TransitionNotAllowedError(
+            f"{action} is not allowed from {status}"
+            + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),
+            {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
+        )
+    return registration
+
+
+def _unfeasible(action: Action, status: RegistrationStatus) -> bool:
+    return action is Action.APPROVE and status is RegistrationStatus.SURVEY_COMPLETED
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise NotFoundError("no such registration") from None

@@ -1,0 +1,140 @@
+"""SQL for packages and registrations: bound parameters, one round trip per operation.
+
+Rows come back as JSON objects built by PostgreSQL (``to_jsonb``), ready for a
+response body.  The only module of the API that imports psycopg.
+"""
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    import psycopg
+
+Json = dict[str, Any]
+
+_REGISTRATION = (
+    "jsonb_build_object('id', r.id, 'status', r.status, 'full_name', r.full_name, 'email', r.email, "
+    "'phone', r.phone, 'address', r.address, 'city', r.city, 'package_id', r.package_id, 'notes', r.notes, "
+    "'survey_scheduled_at', r.survey_scheduled_at, 'surveyor', r.surveyor, 'survey_feasible', r.survey_feasible, "
+    "'survey_notes', r.survey_notes, 'status_reason', r.status_reason, "
+    "'created_at', r.created_at, 'updated_at', r.updated_at)"
+)
+
+
+class DuplicateActiveError(Exception):
+    """The unique index on an active registration's phone or e-mail refused the insert."""
+
+    def __init__(self, existing_status: str | None) -> None:
+        super().__init__(existing_status)
+        self.existing_status = existing_status
+
+
+def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
+    rows = conn.execute(
+        "SELECT to_jsonb(p) - 'is_active' FROM packages p WHERE is_active ORDER BY monthly_price_idr, name"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def insert_package(conn: "psycopg.Connection[Any]", name: str, speed_mbps: int, price_idr: int) -> Json | None:
+    """The new package, or None when an active one has that name (in any letter case)."""
+    import psycopg
+
+    try:
+        row = conn.execute(
+            "INSERT INTO packages (name, speed_mbps, monthly_price_idr) VALUES (%s, %s, %s) "
+            "RETURNING to_jsonb(packages) - 'is_active'",
+            (name, speed_mbps, price_idr),
+        ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        return None
+    return row[0] if row else None
+
+
+_INSERT_REGISTRATION = f"""
+WITH package AS (
+    SELECT id FROM packages WHERE id = %(package_id)s AND is_active
+), r AS (
+    INSERT INTO customer_registrations (full_name, email, phone, address, city, package_id, notes)
+    SELECT %(full_name)s, %(email)s, %(phone)s, %(address)s, %(city)s, package.id, %(notes)s FROM package
+    RETURNING *
+), history AS (
+    INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor)
+    SELECT id, 'register', NULL, status, 'registrant' FROM r
+)
+SELECT {_REGISTRATION} FROM r
+"""
+
+
+def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> Json | None:
+    """The new registration with its first history row, or None when the package is unknown or retired.
+
+    Raises ``DuplicateActiveError`` when an active registration has the phone or e-mail.
+    """
+    import psycopg
+
+    try:
+        row = conn.execute(_INSERT_REGISTRATION, fields).fetchone()
+    except psycopg.errors.UniqueViolation:
+        existing = conn.execute(
+            "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
+            "AND status <> ALL (%s) LIMIT 1",
+            (fields["phone"], fields["email"], fields["terminal"]),
+        ).fetchone()
+        raise DuplicateActiveError(existing[0] if existing else None) from None
+    return row[0] if row else None
+
+
+_TRANSITION = f"""
+WITH target AS (
+    SELECT id, status FROM customer_registrations WHERE id = %(id)s FOR UPDATE
+), r AS (
+    UPDATE customer_registrations r
+       SET status = %(to_status)s,
+           updated_at = now(),
+           survey_scheduled_at = coalesce(%(survey_scheduled_at)s, r.survey_scheduled_at),
+           surveyor = coalesce(%(surveyor)s, r.surveyor),
+           survey_feasible = coalesce(%(survey_feasible)s, r.survey_feasible),
+           survey_notes = coalesce(%(survey_notes)s, r.survey_notes),
+           status_reason = coalesce(%(reason)s, r.status_reason)
+      FROM target
+     WHERE r.id = target.id
+       AND target.status = ANY (%(from_statuses)s)
+       AND (NOT %(require_feasible)s OR r.survey_feasible IS TRUE)
+    RETURNING r.*, target.status AS from_status
+), history AS (
+    INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor, reason)
+    SELECT id, %(action)s, from_status, status, %(actor)s, %(reason)s FROM r
+)
+SELECT (SELECT status FROM target), (SELECT {_REGISTRATION} FROM r)
+"""
+
+
+def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | None, Json | None]:
+    """One conditional UPDATE plus its history row: (status before, the updated row or None).
+
+    (None, None): no such registration.  (status, None): the move is not allowed from it.
+    The row lock makes concurrent moves queue; each re-reads the status it waited for.
+    """
+    row = conn.execute(_TRANSITION, params).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> Json | None:
+    """The registration with its history (oldest first), its customer and ticket once they exist, or None."""
+    row = conn.execute(
+        f"""
+        SELECT {_REGISTRATION} || jsonb_build_object('history', coalesce((
+                   SELECT jsonb_agg(jsonb_build_object('action', h.action, 'from_status', h.from_status,
+                          'to_status', h.to_status, 'actor', h.actor, 'reason', h.reason, 'at', h.created_at)
+                          ORDER BY h.id)
+                     FROM registration_status_history h WHERE h.registration_id = r.id), '[]'::jsonb),
+               'customer', (SELECT to_jsonb(c) FROM customers c WHERE c.registration_id = r.id),
+               'ticket', (SELECT to_jsonb(t) FROM installation_tickets t
+                            JOIN customers c ON c.id = t.customer_id WHERE c.registration_id = r.id))
+          FROM customer_registrations r WHERE r.id = %s
+        """,
+        (registration_id,),
+    ).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,251 @@
+"""The HTTP API through chalice.test.Client against the real PostgreSQL."""
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib import config, registrations
+from chalicelib.auth import Staff
+from chalicelib.errors import AppError
+from chalicelib.statuses import RegistrationStatus
+from chalicelib.workflow import TRANSITIONS, Action, Role
+
+SECRET = "test-secret-not-for-production-0123456789"
+BODY_BY_ACTION: dict[Action, dict[str, Any] | None] = {
+    Action.VERIFY: {},
+    Action.SCHEDULE_SURVEY: {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"},
+    Action.COMPLETE_SURVEY: {"feasible": True, "notes": "Tiang dekat rumah"},
+    Action.APPROVE: None,
+    Action.REJECT: {"reason": "Di luar jangkauan"},
+    Action.CANCEL: {"reason": "Pindah rumah"},
+}
+
+
+def token(*roles: str, secret: str = SECRET, expires_in: int = 600, **extra: Any) -> dict[str, str]:
+    claims = {
+        "sub": f"user-{uuid.uuid4().hex[:6]}",
+        "cognito:groups": list(roles),
+        "exp": int(time.time()) + expires_in,
+    }
+    return {"Authorization": "Bearer " + jwt.encode({**claims, **extra}, secret, algorithm="HS256")}
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    monkeypatch.setenv("DATABASE_URL", migrated_db)
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    config.settings.cache_clear()
+    app_module.database.reset()
+    with Client(app_module.app) as test_client:
+        yield test_client
+    app_module.database.reset()
+    config.settings.cache_clear()
+
+
+def post(client: Client, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    raw = body if isinstance(body, str | bytes) else json.dumps(body)
+    return client.http.post(path, body=raw, headers={**JSON, **(headers or {})})
+
+
+@pytest.fixture
+def package(client: Client) -> dict[str, Any]:
+    name = f"Home {uuid.uuid4().hex[:6]}"
+    response = post(client, "/packages", {"name": name, "speed_mbps": 30, "monthly_price_idr": 250_000}, token("admin"))
+    assert response.status_code == 201, response.json_body
+    return response.json_body
+
+
+def registration_body(package: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    unique = uuid.uuid4().int % 10**8
+    body = {
+        "full_name": "Siti Nurhaliza",
+        "email": f"siti{unique}@example.co.id",
+        "phone": f"0812{unique:08d}",
+        "address": "Jl. Merdeka No. 1",
+        "city": "Bandung",
+        "package_id": package["id"],
+    }
+    return {**body, **changes}
+
+
+def register(client: Client, package: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    response = post(client, "/registrations", registration_body(package, **changes))
+    assert response.status_code == 201, response.json_body
+    return response.json_body
+
+
+def force_status(url: str, registration_id: str, status: str, feasible: bool | None = True) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE customer_registrations SET status = %s, survey_feasible = %s WHERE id = %s",
+            (status, feasible, registration_id),
+        )
+
+
+def test_packages_public_list_and_admin_create(client: Client, package: dict[str, Any]) -> None:
+    listed = client.http.get("/packages").json_body
+    assert package["id"] in [p["id"] for p in listed]
+    body = {"name": "Bisnis 100", "speed_mbps": 100, "monthly_price_idr": 750_000}
+    assert post(client, "/packages", body).status_code == 401
+    assert post(client, "/packages", body, token("cs")).status_code == 403
+    assert post(client, "/packages", {**body, "speed_mbps": "fast"}, token("admin")).status_code == 400
+    assert post(client, "/packages", {**body, "name": package["name"].upper()}, token("admin")).status_code == 409
+
+
+def test_register_normalises_the_phone_and_starts_pending(client: Client, package: dict[str, Any]) -> None:
+    created = register(client, package, phone="+62 812-3456-7801")
+    assert created["phone"] == "+6281234567801"
+    assert created["status"] == "pending_verification"
+    shown = client.http.get(f"/registrations/{created['id']}", headers=token("cs")).json_body
+    assert [h["to_status"] for h in shown["history"]] == ["pending_verification"]
+    assert shown["customer"] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"status": "approved"}, 400),  # a body never sets the status
+        ({"phone": "021 1234567"}, 400),  # a landline
+        ({"phone": "+65 9123 4567"}, 400),  # not Indonesian
+        ({"email": "not-an-address"}, 400),
+        ({"full_name": "a\u0000b"}, 400),
+        ({"full_name": "x" * 201}, 400),
+        ({"package_id": "not-a-uuid"}, 400),
+        ({"package_id": str(uuid.uuid4())}, 400),
+    ],
+)
+def test_bad_input_is_400_and_creates_nothing(
+    client: Client, package: dict[str, Any], changes: dict[str, Any], status: int
+) -> None:
+    response = post(client, "/registrations", registration_body(package, **changes))
+    assert response.status_code == status
+    assert set(response.json_body["error"]) == {"code", "message", "details"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"), [("not json", 400), ("[]", 400), ("", 400), ('{"a": "' + "x" * 20_000 + '"}', 413)]
+)
+def test_bodies_that_are_not_a_registration(client: Client, raw: str, status: int) -> None:
+    assert post(client, "/registrations", raw).status_code == status
+
+
+def test_text_is_stored_exactly(client: Client, package: dict[str, Any]) -> None:
+    name = "Dewi 'Ayu' \"Lestari\" 🌺 ดาว"
+    assert register(client, package, full_name=name)["full_name"] == name
+
+
+def test_duplicate_in_another_spelling_is_409_naming_the_status(client: Client, package: dict[str, Any]) -> None:
+    first = register(client, package, phone="081299990001", email="Budi@Example.com")
+    for changes in ({"phone": "+62 812-9999-0001"}, {"email": "budi@example.COM"}):
+        response = post(client, "/registrations", registration_body(package, **changes))
+        assert response.status_code == 409
+        assert response.json_body["error"]["details"] == {"current_status": "pending_verification"}
+    # Once the first is finished, the same person may register again.
+    assert post(client, f"/registrations/{first['id']}/cancel", {"reason": "x"}, token("cs")).status_code == 200
+    register(client, package, phone="081299990001", email="budi@example.com")
+
+
+def test_auth_failures(client: Client, package: dict[str, Any]) -> None:
+    registration = register(client, package)
+    path = f"/registrations/{registration['id']}"
+    assert client.http.get(path).status_code == 401
+    forged = token("cs", secret="forged-by-someone-who-guessed-the-format")
+    assert client.http.get(path, headers=forged).status_code == 401
+    assert client.http.get(path, headers=token("cs", expires_in=-10)).status_code == 401
+    none_alg = jwt.encode({"sub": "x", "cognito:groups": ["admin"], "exp": time.time() + 60}, None, algorithm="none")
+    assert client.http.get(path, headers={"Authorization": f"Bearer {none_alg}"}).status_code == 401
+    assert client.http.get(path, headers=token("cs")).status_code == 200
+    assert client.http.get(f"/registrations/{uuid.uuid4()}", headers=token("cs")).status_code == 404
+
+
+MATRIX = [
+    (t.action, source, role) for t in TRANSITIONS if not t.worker_only for source in sorted(t.sources) for role in Role
+]
+
+
+@pytest.mark.parametrize(("action", "source", "role"), MATRIX)
+def test_role_by_action_matrix(
+    client: Client, package: dict[str, Any], migrated_db: str, action: Action, source: str, role: Role
+) -> None:
+    transition = next(t for t in TRANSITIONS if t.action is action)
+    registration = register(client, package)
+    force_status(migrated_db, registration["id"], source)
+    response = post(client, f"/registrations/{registration['id']}/{action}", BODY_BY_ACTION[action], token(role))
+    if role in transition.roles:
+        assert response.status_code == 200, response.json_body
+        assert response.json_body["status"] == transition.target
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize("action", [t.action for t in TRANSITIONS if not t.worker_only])
+def test_forbidden_moves_are_409_with_the_current_status(
+    client: Client, package: dict[str, Any], migrated_db: str, action: Action
+) -> None:
+    transition = next(t for t in TRANSITIONS if t.action is action)
+    for status in RegistrationStatus:
+        if status in transition.sources:
+            continue
+        registration = register(client, package)
+        force_status(migrated_db, registration["id"], status)
+        response = post(client, f"/registrations/{registration['id']}/{action}", BODY_BY_ACTION[action], token("admin"))
+        assert response.status_code == 409, (status, response.json_body)
+        assert response.json_body["error"]["details"]["current_status"] == status
+        shown = client.http.get(f"/registrations/{registration['id']}", headers=token("admin")).json_body
+        assert shown["status"] == status, "a refused move changes nothing"
+
+
+def test_approve_refuses_an_unfeasible_survey(client: Client, package: dict[str, Any], migrated_db: str) -> None:
+    registration = register(client, package)
+    force_status(migrated_db, registration["id"], "survey_completed", feasible=False)
+    response = post(client, f"/registrations/{registration['id']}/approve", None, token("approver"))
+    assert response.status_code == 409
+    assert "reject" in response.json_body["error"]["details"]["allowed_actions"]
+
+
+def test_concurrent_actions_exactly_one_wins(client: Client, package: dict[str, Any], migrated_db: str) -> None:
+    registration = register(client, package)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def attempt(action: Action) -> None:
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            barrier.wait()
+            try:
+                body = registrations.BODY_BY_ACTION[action].model_validate({"reason": "race"})
+                registrations.act(conn, registration["id"], action, Staff("cs1", frozenset({Role.ADMIN})), body)
+                outcomes.append(f"won {action}")
+            except AppError as error:
+                outcomes.append(error.code)
+
+    threads = [threading.Thread(target=attempt, args=(a,)) for a in [Action.CANCEL, Action.REJECT] * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(o.startswith("won") for o in outcomes) == 1
+    assert outcomes.count("transition_not_allowed") == 7
+    history = client.http.get(f"/registrations/{registration['id']}", headers=token("cs")).json_body["history"]
+    assert len(history) == 2
+
+
+def test_database_down_is_503_with_retry_after(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    config.settings.cache_clear()
+    app_module.database.reset()
+    response = client.http.get("/packages")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json_body["error"]["code"] == "service_unavailable"
