@@ -36,6 +36,18 @@ def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     return register
 
 
+@app.middleware("http")
+def pinned_error_bodies(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        from chalicelib.http import error_body
+
+        response.body = error_body(str(body["Code"]), str(body["Message"]))
+    return response
+
+
 @api("/packages", methods=["GET"])
 def list_packages() -> Any:
     from chalicelib import registrations

@@ -249,3 +249,15 @@ def test_database_down_is_503_with_retry_after(client: Client, monkeypatch: pyte
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json_body["error"]["code"] == "service_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [("put", {}, 405), ("post", {"Content-Type": "application/xml"}, 415)],
+)
+def test_chalices_own_errors_have_the_pinned_shape(
+    client: Client, method: str, headers: dict[str, str], status: int
+) -> None:
+    response = getattr(client.http, method)("/registrations", body="<x/>", headers=headers)
+    assert response.status_code == status
+    assert set(response.json_body["error"]) == {"code", "message", "details"}
