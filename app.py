@@ -73,6 +73,16 @@ def create_registration() -> Response:
     return Response(database.run(lambda conn: registrations.register(conn, body)), status_code=201)
 
 
+@api("/registrations", methods=["GET"])
+def list_registrations() -> Any:
+    from chalicelib import registrations
+    from chalicelib.models import ListQuery
+
+    staff = _staff()
+    query = ListQuery.model_validate(dict(_request().query_params or {}))
+    return database.run(lambda conn: registrations.list_registrations(conn, staff, query))
+
+
 @api("/registrations/{registration_id}", methods=["GET"])
 def get_registration(registration_id: str) -> Any:
     from chalicelib import registrations

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from chalicelib.statuses import RegistrationStatus
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
@@ -81,3 +83,16 @@ class CompleteSurveyIn(_Body):
 
 class ReasonIn(_Body):
     reason: _text(500)  # type: ignore[valid-type]
+
+
+class ListQuery(BaseModel):
+    """``GET /registrations`` query parameters (strings from the URL, hence not strict)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    status: RegistrationStatus | None = None
+    city: Annotated[str, Field(max_length=100), AfterValidator(_no_nul)] | None = None
+    created_from: AwareDatetime | None = None
+    created_to: AwareDatetime | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(max_length=200)] | None = None

@@ -138,3 +138,22 @@ def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> 
         (registration_id,),
     ).fetchone()
     return row[0] if row else None
+
+
+_LIST = f"""
+SELECT {_REGISTRATION}, r.created_at, r.id
+  FROM customer_registrations r
+ WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
+   AND (%(city)s::text IS NULL OR r.city = %(city)s)
+   AND (%(created_from)s::timestamptz IS NULL OR r.created_at >= %(created_from)s)
+   AND (%(created_to)s::timestamptz IS NULL OR r.created_at < %(created_to)s)
+   AND (%(after_created_at)s::timestamptz IS NULL
+        OR (r.created_at, r.id) < (%(after_created_at)s, %(after_id)s::uuid))
+ ORDER BY r.created_at DESC, r.id DESC
+ LIMIT %(limit)s
+"""
+
+
+def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[tuple[Json, Any, UUID]]:
+    """Newest first, after the keyset (created_at, id) if given: (registration, created_at, id) rows."""
+    return [(row[0], row[1], row[2]) for row in conn.execute(_LIST, params).fetchall()]

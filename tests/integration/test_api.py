@@ -261,3 +261,33 @@ def test_chalices_own_errors_have_the_pinned_shape(
     response = getattr(client.http, method)("/registrations", body="<x/>", headers=headers)
     assert response.status_code == status
     assert set(response.json_body["error"]) == {"code", "message", "details"}
+
+
+def test_list_is_keyset_paginated_and_filtered(client: Client, package: dict[str, Any], migrated_db: str) -> None:
+    city = f"Kota {uuid.uuid4().hex[:6]}"
+    created = [register(client, package, city=city)["id"] for _ in range(5)]
+    force_status(migrated_db, created[0], "verified")
+
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        query = f"/registrations?city={city.replace(' ', '%20')}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.http.get(query, headers=token("surveyor")).json_body
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(created)), "newest first, each exactly once"
+
+    verified = client.http.get(f"/registrations?city={city.replace(' ', '%20')}&status=verified", headers=token("cs"))
+    assert [item["id"] for item in verified.json_body["items"]] == [created[0]]
+
+
+@pytest.mark.parametrize("query", ["limit=101", "limit=0", "status=unknown", "cursor=bm9wZQ", "colour=red"])
+def test_list_refuses_bad_queries(client: Client, query: str) -> None:
+    response = client.http.get(f"/registrations?{query}", headers=token("cs"))
+    assert response.status_code == 400
+
+
+def test_list_needs_staff(client: Client) -> None:
+    assert client.http.get("/registrations").status_code == 401
