@@ -95,15 +95,14 @@ def get_registration(registration_id: str) -> Any:
 def act_on_registration(registration_id: str, action: str) -> Any:
     from chalicelib import registrations
     from chalicelib.errors import NotFoundError
-    from chalicelib.workflow import Action
 
     known = {a.value: a for a in registrations.BODY_BY_ACTION}
     if action not in known:
         raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
-    model = registrations.BODY_BY_ACTION[Action(action)]
-    body = None if model is type(None) else _body(model)
+    model = registrations.BODY_BY_ACTION[known[action]]
+    body = None if model is None else _body(model)
     staff = _staff()
-    return database.run(lambda conn: registrations.act(conn, registration_id, Action(action), staff, body))
+    return database.run(lambda conn: registrations.act(conn, registration_id, known[action], staff, body))
 
 
 @app.lambda_function(name="migrate")

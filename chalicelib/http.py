@@ -47,4 +47,4 @@ def parse_size(raw: bytes | None) -> None:
 def _is_database_down(error: Exception) -> bool:
     import psycopg
 
-    return isinstance(error, psycopg.OperationalError | psycopg.errors.AdminShutdown | psycopg.errors.CannotConnectNow)
+    return isinstance(error, psycopg.OperationalError)

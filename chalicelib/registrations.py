@@ -6,10 +6,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from chalicelib import repository
 from chalicelib.auth import Staff, require
 from chalicelib.errors import (
     BadRequestError,
+    ConflictError,
     DuplicateRegistrationError,
     NotFoundError,
     TransitionNotAllowedError,
@@ -24,7 +27,7 @@ from chalicelib.models import (
     ScheduleSurveyIn,
     VerifyIn,
 )
-from chalicelib.statuses import TERMINAL_STATUSES, RegistrationStatus
+from chalicelib.statuses import RegistrationStatus
 from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role, allowed_actions
 
 if TYPE_CHECKING:
@@ -33,11 +36,12 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 
 
-BODY_BY_ACTION: dict[Action, type] = {
+# The body each staff action takes (None: no body).
+BODY_BY_ACTION: dict[Action, type[BaseModel] | None] = {
     Action.VERIFY: VerifyIn,
     Action.SCHEDULE_SURVEY: ScheduleSurveyIn,
     Action.COMPLETE_SURVEY: CompleteSurveyIn,
-    Action.APPROVE: type(None),
+    Action.APPROVE: None,
     Action.REJECT: ReasonIn,
     Action.CANCEL: ReasonIn,
 }
@@ -53,7 +57,7 @@ def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageI
     require(staff, [Role.ADMIN])
     package = repository.insert_package(conn, body.name, body.speed_mbps, body.monthly_price_idr)
     if package is None:
-        raise DuplicateRegistrationError(f"a package named {body.name!r} exists", {"name": body.name})
+        raise ConflictError(f"a package named {body.name!r} exists", {"name": body.name})
     return package
 
 
@@ -63,9 +67,8 @@ def register(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Json:
     Raises ``DuplicateRegistrationError`` (409, naming the existing one's status) when an
     active registration has the phone or e-mail, ``BadRequestError`` for an unknown package.
     """
-    fields = {**body.model_dump(), "terminal": [s.value for s in TERMINAL_STATUSES]}
     try:
-        registration = repository.insert_registration(conn, fields)
+        registration = repository.insert_registration(conn, body.model_dump())
     except repository.DuplicateActiveError as duplicate:
         raise DuplicateRegistrationError(
             "an active registration already has this phone number or e-mail address",
@@ -155,14 +158,11 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
     )
     page = rows[: query.limit]
     more = len(rows) > query.limit
-    return {
-        "items": [item for item, _, _ in page],
-        "next_cursor": _encode_cursor(page[-1][1], page[-1][2]) if more else None,
-    }
+    return {"items": page, "next_cursor": _encode_cursor(page[-1]) if more else None}
 
 
-def _encode_cursor(created_at: datetime, registration_id: UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(registration_id)]).encode()
+def _encode_cursor(last: Json) -> str:
+    raw = json.dumps([last["created_at"], last["id"]]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

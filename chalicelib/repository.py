@@ -7,6 +7,8 @@ response body.  The only module of the API that imports psycopg.
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from chalicelib.statuses import TERMINAL_STATUSES
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -79,7 +81,7 @@ def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> Json |
         existing = conn.execute(
             "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
             "AND status <> ALL (%s) LIMIT 1",
-            (fields["phone"], fields["email"], fields["terminal"]),
+            (fields["phone"], fields["email"], [s.value for s in TERMINAL_STATUSES]),
         ).fetchone()
         raise DuplicateActiveError(existing[0] if existing else None) from None
     return row[0] if row else None
@@ -141,7 +143,7 @@ def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> 
 
 
 _LIST = f"""
-SELECT {_REGISTRATION}, r.created_at, r.id
+SELECT {_REGISTRATION}
   FROM customer_registrations r
  WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
    AND (%(city)s::text IS NULL OR r.city = %(city)s)
@@ -154,6 +156,6 @@ SELECT {_REGISTRATION}, r.created_at, r.id
 """
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[tuple[Json, Any, UUID]]:
-    """Newest first, after the keyset (created_at, id) if given: (registration, created_at, id) rows."""
-    return [(row[0], row[1], row[2]) for row in conn.execute(_LIST, params).fetchall()]
+def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[Json]:
+    """Newest first, after the keyset (created_at, id) if given."""
+    return [row[0] for row in conn.execute(_LIST, params).fetchall()]

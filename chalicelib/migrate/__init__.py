@@ -56,7 +56,7 @@ def run(
                 report = runner.verify(conn, files, contract)
     except (MigrationFilesError, ConfigurationError, runner.MigrationLockTimeoutError) as error:
         report = _failed(action, type(error).__name__, str(error))
-    except runner._psycopg_error() as error:
+    except runner.database_error() as error:
         report = _failed(action, "database_unavailable", f"could not talk to the database: {error}".strip())
     report.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return report.as_dict()

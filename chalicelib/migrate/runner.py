@@ -95,11 +95,12 @@ def apply(
         applied: list[str] = []
         durations: dict[str, float] = {}
         failure: Drift | None = None
-        for migration in (m for m in files if m.name in set(before.pending)):
+        pending = set(before.pending)
+        for migration in (m for m in files if m.name in pending):
             _progress(f"applying {migration.name}")
             try:
                 durations[migration.name] = _apply_one(conn, migration, settings)
-            except _psycopg_error() as error:
+            except database_error() as error:
                 failure = _failure_drift(migration, error, settings)
                 break
             applied.append(migration.name)
@@ -169,7 +170,8 @@ def _tables(contract: Sequence[EnumColumn]) -> list[str]:
     return sorted({column.table for column in contract})
 
 
-def _psycopg_error() -> type[Exception]:
+def database_error() -> type[Exception]:
+    """psycopg's base error, imported at first use."""
     import psycopg
 
     return psycopg.Error
