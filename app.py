@@ -67,10 +67,13 @@ def create_package() -> Response:
 @api("/registrations", methods=["POST"])
 def create_registration() -> Response:
     from chalicelib import registrations
+    from chalicelib.config import settings
     from chalicelib.models import RegistrationIn
 
-    body = _body(RegistrationIn)
-    return Response(database.run(lambda conn: registrations.register(conn, body)), status_code=201)
+    body, key = _body(RegistrationIn), _request().headers.get("idempotency-key")
+    done = database.run(lambda conn: registrations.register(conn, body, settings().otp_hash_key, key))
+    _notify(done.outbox_ids)
+    return Response(done.body, status_code=done.status)
 
 
 @api("/registrations", methods=["GET"])
@@ -91,17 +94,35 @@ def get_registration(registration_id: str) -> Any:
     return database.run(lambda conn: registrations.get_registration(conn, registration_id))
 
 
+@api("/registrations/{registration_id}/resend-code", methods=["POST"])
+def resend_code(registration_id: str) -> Any:
+    from chalicelib import verification
+    from chalicelib.config import settings
+
+    body, outbox_ids = database.run(
+        lambda conn: verification.resend_code(conn, registration_id, settings().otp_hash_key)
+    )
+    _notify(outbox_ids)
+    return body
+
+
 @api("/registrations/{registration_id}/{action}", methods=["POST"])
 def act_on_registration(registration_id: str, action: str) -> Any:
-    from chalicelib import registrations
+    from chalicelib import registrations, verification
+    from chalicelib.config import settings
     from chalicelib.errors import NotFoundError
+    from chalicelib.workflow import Action
 
     known = {a.value: a for a in registrations.BODY_BY_ACTION}
     if action not in known:
         raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
     model = registrations.BODY_BY_ACTION[known[action]]
     body = None if model is None else _body(model)
-    staff = _staff()
+    staff = _staff() if _request().headers.get("authorization") else None
+    code = getattr(body, "code", None)
+    if staff is None and known[action] is Action.VERIFY and code is not None:
+        key = settings().otp_hash_key
+        return database.run(lambda conn: verification.verify_with_code(conn, registration_id, code, key))
     return database.run(lambda conn: registrations.act(conn, registration_id, known[action], staff, body))
 
 
@@ -111,6 +132,10 @@ def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.migrate import raise_unless_ok, run
 
     return raise_unless_ok(run(str(event.get("action", ""))))
+
+
+def _notify(outbox_ids: list[Any]) -> None:
+    """Messages written by a committed change; the scheduled sender delivers them."""
 
 
 def _staff() -> Any:

@@ -24,6 +24,11 @@ class Settings:
     db_prepare: bool = True
     db_connect_timeout_s: int = 5
     auth_jwt_secret: str | None = None
+    # In AWS: Cognito's JWKS and issuer; RS256 tokens are verified against them.
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    # The HMAC key one-time codes are hashed with; only the hash is stored.
+    otp_hash_key: str | None = None
     migrate_lock_timeout: str = "5s"
     migrate_statement_timeout: str = "15min"
     migrate_wait_for_lock_s: float = 120.0
@@ -41,6 +46,9 @@ class Settings:
                 db_prepare=env.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "off"),
                 db_connect_timeout_s=int(env.get("DB_CONNECT_TIMEOUT_S", "5")),
                 auth_jwt_secret=env.get("AUTH_JWT_SECRET") or None,
+                auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
+                auth_issuer=env.get("AUTH_ISSUER") or None,
+                otp_hash_key=env.get("OTP_HASH_KEY") or None,
                 migrate_lock_timeout=env.get("MIGRATE_LOCK_TIMEOUT", "5s"),
                 migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),
                 migrate_wait_for_lock_s=float(env.get("MIGRATE_WAIT_FOR_LOCK_S", "120")),

@@ -20,7 +20,7 @@ def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     from pydantic import ValidationError
 
     if isinstance(error, AppError):
-        headers = {"Retry-After": RETRY_AFTER_S} if error.status == 503 else {}
+        headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else {}
         return error.status, error_body(error.code, error.message, error.details), headers
     if isinstance(error, ValidationError):
         problems = [

@@ -1,19 +1,23 @@
 """The registration services: plain verbs that take a connection and return JSON-ready dicts."""
 
 import base64
+import hashlib
 import json
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from chalicelib import repository
+from chalicelib import otp, repository
 from chalicelib.auth import Staff, require
 from chalicelib.errors import (
     BadRequestError,
     ConflictError,
     DuplicateRegistrationError,
+    IdempotencyKeyReusedError,
     NotFoundError,
     TransitionNotAllowedError,
     UnauthorizedError,
@@ -61,51 +65,108 @@ def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageI
     return package
 
 
-def register(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Json:
-    """A new registration in ``pending_verification``.
+@dataclass(frozen=True)
+class Registered:
+    """What ``register`` did: the HTTP status and body, and the outbox rows to send now."""
 
+    status: int
+    body: Json
+    outbox_ids: list[UUID]
+
+
+IDEMPOTENCY_SCOPE = "POST /registrations"
+_KEY_HEADER = {"header": "Idempotency-Key"}
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def register(
+    conn: "psycopg.Connection[Any]", body: RegistrationIn, otp_key: str | None, idempotency_key: str | None = None
+) -> Registered:
+    """A new registration in ``pending_verification``, with a one-time code on its way to the phone.
+
+    With ``idempotency_key``, a repeat of the same body replays the first response and
+    creates nothing; the key with another body raises ``IdempotencyKeyReusedError`` (422).
     Raises ``DuplicateRegistrationError`` (409, naming the existing one's status) when an
     active registration has the phone or e-mail, ``BadRequestError`` for an unknown package.
     """
+    code = otp.new_code()
+    registration_id = uuid4()
+    fields = {
+        **body.model_dump(),
+        "id": registration_id,
+        "otp_hash": otp.code_hash(otp_key, registration_id, code),
+        "otp_valid_for": otp.VALID_FOR,
+        "otp_template": otp.TEMPLATE,
+        "otp_payload": otp.message_payload(code),
+    }
     try:
-        registration = repository.insert_registration(conn, body.model_dump())
-    except repository.DuplicateActiveError as duplicate:
+        if idempotency_key is None:
+            created = repository.insert_registration(conn, fields)
+        else:
+            with conn.transaction():
+                replay = _claim(conn, idempotency_key, body)
+                if replay is not None:
+                    return replay
+                created = repository.insert_registration(conn, fields)
+                if created is not None:
+                    repository.store_idempotent_response(conn, IDEMPOTENCY_SCOPE, idempotency_key, 201, created[0])
+    except repository.DuplicateActiveError:
         raise DuplicateRegistrationError(
             "an active registration already has this phone number or e-mail address",
-            {"current_status": duplicate.existing_status},
+            {"current_status": repository.active_status(conn, body.phone, body.email)},
         ) from None
-    if registration is None:
+    if created is None:
         raise BadRequestError("package_id names no active package", {"field": "package_id"})
-    return registration
+    return Registered(201, created[0], [created[1]])
+
+
+def _claim(conn: "psycopg.Connection[Any]", key: str, body: RegistrationIn) -> Registered | None:
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise BadRequestError("Idempotency-Key must be 1 to 255 visible ASCII characters", _KEY_HEADER)
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    first = repository.claim_idempotency_key(conn, IDEMPOTENCY_SCOPE, key, digest)
+    if first is None:
+        return None
+    first_digest, status, response = first
+    if first_digest != digest:
+        raise IdempotencyKeyReusedError("this Idempotency-Key was used with another body", _KEY_HEADER)
+    return Registered(status, response, [])
 
 
 def get_registration(conn: "psycopg.Connection[Any]", registration_id: str) -> Json:
     """One registration with its history, customer and ticket; raises ``NotFoundError``."""
-    registration = repository.get_registration(conn, _uuid(registration_id))
+    registration = repository.get_registration(conn, parse_id(registration_id))
     if registration is None:
         raise NotFoundError("no such registration")
     return registration
 
 
 def act(conn: "psycopg.Connection[Any]", registration_id: str, action: Action, staff: Staff | None, body: Any) -> Json:
-    """Move a registration by ``action``, as the transition table allows.
+    """Move a registration by ``action`` on behalf of ``staff``, as the transition table allows.
 
-    Raises ``UnauthorizedError``/``ForbiddenError`` for the wrong caller, ``NotFoundError``,
-    and ``TransitionNotAllowedError`` (409, with the current status and the actions
-    allowed from it) when the status does not allow the move; nothing changes then.
+    Raises ``UnauthorizedError``/``ForbiddenError`` for the wrong caller, and what ``move`` raises.
+    """
+    if staff is None:
+        raise UnauthorizedError("a staff Bearer token is required")
+    require(staff, TRANSITION_BY_ACTION[action].roles)
+    return move(conn, parse_id(registration_id), action, staff.username, body)
+
+
+def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action, actor: str, body: Any) -> Json:
+    """One conditional UPDATE and its history row; the caller has checked who may.
+
+    Raises ``NotFoundError``, and ``TransitionNotAllowedError`` (409, with the current
+    status and the actions allowed from it) when the status does not allow the move;
+    nothing changes then.
     """
     transition = TRANSITION_BY_ACTION[action]
-    if staff is None:
-        # Verification by the registrant's OTP code arrives with the OTP work.
-        raise UnauthorizedError("a staff Bearer token is required")
-    require(staff, transition.roles)
     params: Json = {
-        "id": _uuid(registration_id),
+        "id": registration_id,
         "action": action.value,
         "to_status": transition.target.value,
         "from_statuses": [s.value for s in transition.sources],
         "require_feasible": action is Action.APPROVE,
-        "actor": staff.username,
+        "actor": actor,
         "reason": getattr(body, "reason", None),
         "survey_scheduled_at": getattr(body, "scheduled_at", None),
         "surveyor": getattr(body, "surveyor", None),
@@ -116,20 +177,25 @@ def act(conn: "psycopg.Connection[Any]", registration_id: str, action: Action, s
     if before is None:
         raise NotFoundError("no such registration")
     if registration is None:
-        status = RegistrationStatus(before)
-        raise TransitionNotAllowedError(
-            f"{action} is not allowed from {status}"
-            + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),
-            {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
-        )
+        raise not_allowed(action, RegistrationStatus(before))
     return registration
+
+
+def not_allowed(action: Action, status: RegistrationStatus) -> TransitionNotAllowedError:
+    """The 409 for ``action`` tried from ``status``."""
+    return TransitionNotAllowedError(
+        f"{action} is not allowed from {status}"
+        + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),
+        {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
+    )
 
 
 def _unfeasible(action: Action, status: RegistrationStatus) -> bool:
     return action is Action.APPROVE and status is RegistrationStatus.SURVEY_COMPLETED
 
 
-def _uuid(value: str) -> UUID:
+def parse_id(value: str) -> UUID:
+    """A registration id from a URL; anything else is no registration (404)."""
     try:
         return UUID(value)
     except ValueError:

@@ -26,10 +26,6 @@ _REGISTRATION = (
 class DuplicateActiveError(Exception):
     """The unique index on an active registration's phone or e-mail refused the insert."""
 
-    def __init__(self, existing_status: str | None) -> None:
-        super().__init__(existing_status)
-        self.existing_status = existing_status
-
 
 def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
     rows = conn.execute(
@@ -57,34 +53,83 @@ _INSERT_REGISTRATION = f"""
 WITH package AS (
     SELECT id FROM packages WHERE id = %(package_id)s AND is_active
 ), r AS (
-    INSERT INTO customer_registrations (full_name, email, phone, address, city, package_id, notes)
-    SELECT %(full_name)s, %(email)s, %(phone)s, %(address)s, %(city)s, package.id, %(notes)s FROM package
+    INSERT INTO customer_registrations (id, full_name, email, phone, address, city, package_id, notes)
+    SELECT %(id)s, %(full_name)s, %(email)s, %(phone)s, %(address)s, %(city)s, package.id, %(notes)s FROM package
     RETURNING *
 ), history AS (
     INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor)
     SELECT id, 'register', NULL, status, 'registrant' FROM r
+), otp AS (
+    INSERT INTO registration_otps (registration_id, code_hash, expires_at)
+    SELECT id, %(otp_hash)s, now() + %(otp_valid_for)s FROM r
+), outbox AS (
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s, %(otp_payload)s FROM r
+    RETURNING id
 )
-SELECT {_REGISTRATION} FROM r
+SELECT {_REGISTRATION}, (SELECT id FROM outbox) FROM r
 """
 
 
-def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> Json | None:
-    """The new registration with its first history row, or None when the package is unknown or retired.
+def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> tuple[Json, UUID] | None:
+    """The new registration (with its first history row, its one-time code and the code's
+    outbox row) and the outbox row's id; None when the package is unknown or retired.
 
-    Raises ``DuplicateActiveError`` when an active registration has the phone or e-mail.
+    ``fields`` holds the columns plus ``otp_hash``, ``otp_valid_for``, ``otp_template``
+    and ``otp_payload``.  Raises ``DuplicateActiveError`` when an active registration
+    has the phone or e-mail (the statement changed nothing then).
     """
     import psycopg
+    from psycopg.types.json import Jsonb
 
     try:
-        row = conn.execute(_INSERT_REGISTRATION, fields).fetchone()
+        row = conn.execute(_INSERT_REGISTRATION, {**fields, "otp_payload": Jsonb(fields["otp_payload"])}).fetchone()
     except psycopg.errors.UniqueViolation:
-        existing = conn.execute(
-            "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
-            "AND status <> ALL (%s) LIMIT 1",
-            (fields["phone"], fields["email"], [s.value for s in TERMINAL_STATUSES]),
-        ).fetchone()
-        raise DuplicateActiveError(existing[0] if existing else None) from None
+        raise DuplicateActiveError from None
+    return (row[0], row[1]) if row else None
+
+
+def active_status(conn: "psycopg.Connection[Any]", phone: str, email: str) -> str | None:
+    """The status of an active registration with this phone or e-mail (any letter case), if any."""
+    row = conn.execute(
+        "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
+        "AND status <> ALL (%s) LIMIT 1",
+        (phone, email, [s.value for s in TERMINAL_STATUSES]),
+    ).fetchone()
     return row[0] if row else None
+
+
+def claim_idempotency_key(
+    conn: "psycopg.Connection[Any]", scope: str, key: str, request_sha256: str
+) -> tuple[str, int, Json] | None:
+    """Claim ``key`` for this request inside the caller's transaction: None when it is new.
+
+    Otherwise the first request's (sha256, status, body).  A concurrent request with
+    the same key waits on the primary key until the first one commits or rolls back.
+    """
+    claimed = conn.execute(
+        "INSERT INTO idempotency_keys (scope, key, request_sha256, response_status, response_body) "
+        "VALUES (%s, %s, %s, 0, '{}') ON CONFLICT DO NOTHING RETURNING 1",
+        (scope, key, request_sha256),
+    ).fetchone()
+    if claimed:
+        return None
+    row = conn.execute(
+        "SELECT request_sha256, response_status, response_body FROM idempotency_keys WHERE scope = %s AND key = %s",
+        (scope, key),
+    ).fetchone()
+    assert row is not None, "a conflicting key is committed, so it is visible"
+    return row[0], row[1], row[2]
+
+
+def store_idempotent_response(conn: "psycopg.Connection[Any]", scope: str, key: str, status: int, body: Json) -> None:
+    """Keep the response of the request that claimed ``key``, for replays."""
+    from psycopg.types.json import Jsonb
+
+    conn.execute(
+        "UPDATE idempotency_keys SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s",
+        (status, Jsonb(body), scope, key),
+    )
 
 
 _TRANSITION = f"""
@@ -159,3 +204,67 @@ SELECT {_REGISTRATION}
 def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[Json]:
     """Newest first, after the keyset (created_at, id) if given."""
     return [row[0] for row in conn.execute(_LIST, params).fetchall()]
+
+
+def lock_otp(conn: "psycopg.Connection[Any]", registration_id: UUID) -> tuple[bytes, bool, int] | None:
+    """Inside the caller's transaction: the code's (hash, expired, failed attempts), row locked; None without one."""
+    row = conn.execute(
+        "SELECT code_hash, expires_at <= now(), failed_attempts FROM registration_otps "
+        "WHERE registration_id = %s FOR UPDATE",
+        (registration_id,),
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def count_failed_attempt(conn: "psycopg.Connection[Any]", registration_id: UUID) -> int:
+    """One more wrong code: the failed attempts so far."""
+    row = conn.execute(
+        "UPDATE registration_otps SET failed_attempts = failed_attempts + 1 WHERE registration_id = %s "
+        "RETURNING failed_attempts",
+        (registration_id,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def delete_otp(conn: "psycopg.Connection[Any]", registration_id: UUID) -> None:
+    conn.execute("DELETE FROM registration_otps WHERE registration_id = %s", (registration_id,))
+
+
+_RESEND_CODE = """
+WITH r AS (
+    SELECT id, phone, status FROM customer_registrations WHERE id = %(id)s
+), previous AS (
+    SELECT o.registration_id, o.codes_sent,
+           ceil(extract(epoch FROM o.sent_at + %(resend_after)s - now()))::int AS wait_s
+      FROM registration_otps o JOIN r ON r.id = o.registration_id
+), o AS (
+    UPDATE registration_otps o
+       SET code_hash = %(otp_hash)s, expires_at = now() + %(otp_valid_for)s, failed_attempts = 0,
+           sent_at = now(), codes_sent = o.codes_sent + 1
+      FROM r
+     WHERE o.registration_id = r.id
+       AND r.status = %(pending)s
+       AND o.sent_at <= now() - %(resend_after)s
+       AND o.codes_sent < %(max_codes)s
+    RETURNING o.codes_sent
+), outbox AS (
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s, %(otp_payload)s FROM r, o
+    RETURNING id
+)
+SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s
+  FROM r LEFT JOIN previous p ON p.registration_id = r.id
+"""
+
+
+ResendOutcome = tuple[str, UUID | None, int | None, int | None]
+
+
+def resend_code(conn: "psycopg.Connection[Any]", params: Json) -> ResendOutcome | None:
+    """Replace the code when allowed, with a new outbox row: (status, outbox id or None,
+    codes sent before, seconds until a resend is allowed); None for an unknown registration.
+    """
+    from psycopg.types.json import Jsonb
+
+    row = conn.execute(_RESEND_CODE, {**params, "otp_payload": Jsonb(params["otp_payload"])}).fetchone()
+    return (row[0], row[1], row[2], row[3]) if row else None

@@ -1,10 +1,8 @@
 """The HTTP API through chalice.test.Client against the real PostgreSQL."""
 
-import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -18,80 +16,7 @@ from chalicelib.auth import Staff
 from chalicelib.errors import AppError
 from chalicelib.statuses import RegistrationStatus
 from chalicelib.workflow import TRANSITIONS, Action, Role
-
-SECRET = "test-secret-not-for-production-0123456789"
-BODY_BY_ACTION: dict[Action, dict[str, Any] | None] = {
-    Action.VERIFY: {},
-    Action.SCHEDULE_SURVEY: {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"},
-    Action.COMPLETE_SURVEY: {"feasible": True, "notes": "Tiang dekat rumah"},
-    Action.APPROVE: None,
-    Action.REJECT: {"reason": "Di luar jangkauan"},
-    Action.CANCEL: {"reason": "Pindah rumah"},
-}
-
-
-def token(*roles: str, secret: str = SECRET, expires_in: int = 600, **extra: Any) -> dict[str, str]:
-    claims = {
-        "sub": f"user-{uuid.uuid4().hex[:6]}",
-        "cognito:groups": list(roles),
-        "exp": int(time.time()) + expires_in,
-    }
-    return {"Authorization": "Bearer " + jwt.encode({**claims, **extra}, secret, algorithm="HS256")}
-
-
-JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    monkeypatch.setenv("DATABASE_URL", migrated_db)
-    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
-    config.settings.cache_clear()
-    app_module.database.reset()
-    with Client(app_module.app) as test_client:
-        yield test_client
-    app_module.database.reset()
-    config.settings.cache_clear()
-
-
-def post(client: Client, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
-    raw = body if isinstance(body, str | bytes) else json.dumps(body)
-    return client.http.post(path, body=raw, headers={**JSON, **(headers or {})})
-
-
-@pytest.fixture
-def package(client: Client) -> dict[str, Any]:
-    name = f"Home {uuid.uuid4().hex[:6]}"
-    response = post(client, "/packages", {"name": name, "speed_mbps": 30, "monthly_price_idr": 250_000}, token("admin"))
-    assert response.status_code == 201, response.json_body
-    return response.json_body
-
-
-def registration_body(package: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    unique = uuid.uuid4().int % 10**8
-    body = {
-        "full_name": "Siti Nurhaliza",
-        "email": f"siti{unique}@example.co.id",
-        "phone": f"0812{unique:08d}",
-        "address": "Jl. Merdeka No. 1",
-        "city": "Bandung",
-        "package_id": package["id"],
-    }
-    return {**body, **changes}
-
-
-def register(client: Client, package: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    response = post(client, "/registrations", registration_body(package, **changes))
-    assert response.status_code == 201, response.json_body
-    return response.json_body
-
-
-def force_status(url: str, registration_id: str, status: str, feasible: bool | None = True) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE customer_registrations SET status = %s, survey_feasible = %s WHERE id = %s",
-            (status, feasible, registration_id),
-        )
+from tests.integration.api import BODY_BY_ACTION, force_status, post, register, registration_body, token
 
 
 def test_packages_public_list_and_admin_create(client: Client, package: dict[str, Any]) -> None:
