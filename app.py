@@ -142,7 +142,7 @@ def _staff() -> Any:
     from chalicelib.auth import authenticate
     from chalicelib.config import settings
 
-    return authenticate(_request().headers, settings().auth_jwt_secret)
+    return authenticate(_request().headers, settings())
 
 
 def _body(model: Any) -> Any:
