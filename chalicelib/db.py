@@ -5,10 +5,12 @@ pays for them at first use, not at cold start.
 """
 
 import json
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import ConfigurationError, Settings
+from chalicelib.errors import ServiceUnavailableError
 
 if TYPE_CHECKING:
     import psycopg
@@ -25,8 +27,7 @@ def conninfo(settings: Settings, secrets_client: Callable[[], Any] | None = None
         return settings.database_url
     if not settings.db_secret_arn:
         raise ConfigurationError("set DATABASE_URL, or DB_SECRET_ARN for an RDS secret")
-    client = (secrets_client or _default_secrets_client)()
-    secret = json.loads(client.get_secret_value(SecretId=settings.db_secret_arn)["SecretString"])
+    secret = _secret(settings.db_secret_arn, secrets_client or _default_secrets_client)
     from psycopg.conninfo import make_conninfo
 
     return make_conninfo(
@@ -36,6 +37,32 @@ def conninfo(settings: Settings, secrets_client: Callable[[], Any] | None = None
         user=secret["username"],
         password=secret["password"],
     )
+
+
+SECRET_TTL_S = 900.0
+_secrets: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def _secret(arn: str, client: Callable[[], Any]) -> dict[str, Any]:
+    # Cached per container: a warm Lambda that reconnects should not pay a Secrets
+    # Manager call each time.  After a rotation the old password fails to connect,
+    # and ``forget_secrets`` makes the next attempt read the new one.
+    cached = _secrets.get(arn)
+    if cached is not None and time.monotonic() - cached[0] < SECRET_TTL_S:
+        return cached[1]
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        secret: dict[str, Any] = json.loads(client().get_secret_value(SecretId=arn)["SecretString"])
+    except (BotoCoreError, ClientError) as error:
+        raise ServiceUnavailableError("the database credentials cannot be read; try again") from error
+    _secrets[arn] = (time.monotonic(), secret)
+    return secret
+
+
+def forget_secrets() -> None:
+    """Drop cached credentials, e.g. after a connection attempt failed."""
+    _secrets.clear()
 
 
 def connect(url: str, settings: Settings) -> "psycopg.Connection[Any]":

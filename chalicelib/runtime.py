@@ -23,9 +23,13 @@ class Database:
         """Call ``work`` with the connection; a connection-level failure drops it for the next call."""
         import psycopg
 
-        try:
-            if self._conn is None or self._conn.closed or self._conn.broken:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            try:
                 self._conn = db.connect(self._url(), settings())
+            except psycopg.OperationalError:
+                db.forget_secrets()  # perhaps rotated; the next attempt reads it again
+                raise
+        try:
             return work(self._conn)
         except psycopg.OperationalError:
             self.reset()
