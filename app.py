@@ -6,15 +6,20 @@ cold start stays light.  Errors become JSON in one place, ``chalicelib.http``.
 """
 
 import functools
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Chalice, Response
 
+from chalicelib import logs
 from chalicelib.runtime import Database
 
-app = Chalice(app_name="registration-backend")
+logs.configure()
+app = Chalice(app_name="registration-backend", configure_logs=False)
 database = Database()
+request_log = logging.getLogger("registration.request")
 
 
 def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -34,6 +39,24 @@ def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
         return app.route(path, **options)(translated)
 
     return register
+
+
+@app.middleware("http")
+def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """One JSON line per request: request id, route, status, time taken (no query, no body)."""
+    started = time.perf_counter()
+    response = get_response(event)
+    context = event.context or {}
+    request_log.info(
+        "request",
+        extra={
+            "request_id": context.get("requestId") or getattr(event.lambda_context, "aws_request_id", None),
+            "route": f"{event.method} {context.get('resourcePath', '')}",
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return response
 
 
 @app.middleware("http")

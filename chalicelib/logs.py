@@ -1,0 +1,81 @@
+"""Logs as one JSON object per line, with phone numbers and e-mail addresses masked.
+
+Masking happens where a record is made (``logging.setLogRecordFactory``), so it
+covers every logger and every handler, third-party messages and tracebacks
+included (a psycopg ``UniqueViolation`` names the duplicate value, for one).
+"""
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Anything that looks like a phone number: 9 or more digits, maybe with a leading
+# +, spaces, dots or dashes between them.  UUIDs and timestamps don't match
+# (their digit runs are broken by letters, colons, or are too short).
+_PHONE = re.compile(r"(?<![\w-])\+?\d(?:[\s.-]?\d){8,14}(?![\w-])")
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def mask(text: str) -> str:
+    """``text`` with e-mail addresses as ``s***@example.com`` and phone numbers as ``+6281******90``."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    plus = "+" if match.group(0).startswith("+") else ""
+    return plus + digits[:4] + "*" * (len(digits) - 6) + digits[-2:]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = mask(value) if isinstance(value, str) else value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask(self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+_configured = False
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Mask every record and format the process's log lines as JSON; idempotent."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    make_record = logging.getLogRecordFactory()
+
+    def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        record.msg, record.args = mask(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(masked_record)
+    root = logging.getLogger()
+    root.setLevel(level)
+    # Lambda's runtime gives the root logger its handler; pytest adds its own, which we leave alone.
+    ours = [h for h in root.handlers if not type(h).__module__.startswith("_pytest")]
+    if not ours:
+        ours = [logging.StreamHandler()]
+        root.addHandler(ours[0])
+    for handler in ours:
+        handler.setFormatter(JsonFormatter())

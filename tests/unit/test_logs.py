@@ -1,0 +1,54 @@
+"""Masking personal data in log lines, and the JSON line format."""
+
+import json
+import logging
+import uuid
+
+import pytest
+
+from chalicelib.logs import JsonFormatter, configure, mask
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("call +6281234567890 now", "+6281234567890"),
+        ("call 081234567890 now", "081234567890"),
+        ("Key (phone)=(+62 812-3456-7890) already exists", "3456-7890"),
+        ("from siti.nurhaliza@example.co.id", "siti.nurhaliza@"),
+        ('{"email": "Budi@Example.COM"}', "Budi@"),
+    ],
+)
+def test_phone_numbers_and_emails_are_masked(text: str, hidden: str) -> None:
+    masked = mask(text)
+    assert hidden not in masked
+    assert "*" in masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [str(uuid.UUID(int=123456789012345678901234567890)), "took 12.5 ms", "2026-11-25T21:00:00Z", "CUS-0000001"],
+)
+def test_ids_times_and_numbers_stay_readable(text: str) -> None:
+    assert mask(text) == text
+
+
+def test_records_are_masked_wherever_they_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    configure()
+    logging.getLogger("third.party").warning("duplicate %s / %s", "+6281299990001", "ani@example.com")
+    [record] = caplog.records
+    line = json.loads(JsonFormatter().format(record))
+    assert "+6281299990001" not in line["message"]
+    assert "ani@" not in line["message"]
+    assert (line["level"], line["logger"]) == ("WARNING", "third.party")
+
+
+def test_tracebacks_are_masked_too(caplog: pytest.LogCaptureFixture) -> None:
+    configure()
+    try:
+        raise ValueError("phone 081234567890 refused")
+    except ValueError:
+        logging.getLogger("x").exception("failed")
+    line = JsonFormatter().format(caplog.records[0])
+    assert "081234567890" not in line
+    assert "ValueError" in line
