@@ -71,6 +71,13 @@ def pinned_error_bodies(event: Any, get_response: Callable[[Any], Response]) -> 
     return response
 
 
+@api("/openapi.json", methods=["GET"])
+def openapi_document() -> Any:
+    from chalicelib.openapi import document
+
+    return document()
+
+
 @api("/packages", methods=["GET"])
 def list_packages() -> Any:
     from chalicelib import registrations
