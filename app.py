@@ -6,6 +6,7 @@ cold start stays light.  Errors become JSON in one place, ``chalicelib.http``.
 """
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,8 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     from chalicelib import registrations
     from chalicelib.errors import NotFoundError
 
+    if action == "create-customer":
+        return _request_customer(registration_id)
     known = {a.value: a for a in registrations.BODY_BY_ACTION}
     if action not in known:
         raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
@@ -103,6 +106,27 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     body = None if model is None else _body(model)
     staff = _staff()
     return database.run(lambda conn: registrations.act(conn, registration_id, known[action], staff, body))
+
+
+def _request_customer(registration_id: str) -> Response:
+    from chalicelib import customers, sqs
+    from chalicelib.config import settings
+
+    staff, queue_url = _staff(), settings().customer_queue_url
+    answer = database.run(lambda conn: customers.request_customer(conn, registration_id, staff, sqs.client, queue_url))
+    return Response(answer.body, status_code=202 if answer.queued else 200)
+
+
+@app.on_sqs_message(queue="create-customer", batch_size=10, name="customer_worker")
+def customer_worker(event: Any) -> dict[str, Any]:
+    """Create each record's customer; ``{"batchItemFailures": [...]}`` names the records to retry."""
+    from chalicelib import customers
+
+    return customers.create_customers(database, event.to_dict()["Records"], notify=notify_nothing)
+
+
+def notify_nothing(outbox_ids: list[uuid.UUID]) -> None:
+    """The notification hook until the WhatsApp sender is wired in: the outbox rows wait for it."""
 
 
 @app.lambda_function(name="migrate")
