@@ -189,7 +189,8 @@ def test_the_whole_flow_through_http_and_the_queue(
     }
     with psycopg.connect(migrated_db) as conn:
         outbox = conn.execute(
-            "SELECT dedupe_key, recipient, template, payload, status FROM notification_outbox WHERE registration_id = %s",
+            "SELECT dedupe_key, recipient, template, payload, status FROM notification_outbox"
+            " WHERE registration_id = %s",
             (registration["id"],),
         ).fetchone()
     assert outbox == (
@@ -220,7 +221,8 @@ def test_the_whole_flow_through_http_and_the_queue(
 
     logged = caplog.text
     assert registration["id"] in logged
-    assert registration["phone"] not in logged and registration["email"] not in logged
+    assert registration["phone"] not in logged
+    assert registration["email"] not in logged
 
 
 @pytest.mark.parametrize("role", ["cs", "surveyor"])
@@ -344,7 +346,8 @@ def test_poison_records_fail_alone(
     for reason, record in poison.items():
         (line,) = [r.getMessage() for r in errors if record["messageId"] in r.getMessage()]
         assert "failed" in line, reason
-    assert unknown_id in caplog.text and "unknown registration" in caplog.text
+    assert unknown_id in caplog.text
+    assert "unknown registration" in caplog.text
     assert "status is survey_completed" in caplog.text
 
 
@@ -358,7 +361,9 @@ def test_the_constraint_time_bomb_fails_the_record_and_leaves_nothing(
     assert invoke(api, message) == [message["messageId"]]
 
     (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert "valid_status" in line and "customer_created" in line and message["messageId"] in line
+    assert "valid_status" in line
+    assert "customer_created" in line
+    assert message["messageId"] in line
     assert registration["phone"] not in caplog.text
     assert counts(migrated_db, registration["id"]) == {"status": "approved", **NOTHING}
 
@@ -418,7 +423,8 @@ def test_a_failing_notify_hook_never_fails_the_record(
         ).fetchone()
     assert new_row is not None
     assert notified == [[new_row[0]]], "only the rows this batch created"
-    assert "notify failed" in caplog.text and "ConnectionError" in caplog.text
+    assert "notify failed" in caplog.text
+    assert "ConnectionError" in caplog.text
 
 
 def test_a_lost_connection_fails_that_record_and_the_next_reconnects(
