@@ -250,7 +250,7 @@ def test_create_customer_before_approval_is_409(
     assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=queue_url)
 
 
-@pytest.mark.parametrize("registration_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("registration_id", ["5f0c3a52-8d47-4f2e-9a51-0c6b2f1e7d30", "not-a-uuid"])
 def test_create_customer_for_an_unknown_registration_is_404(client: Client, registration_id: str) -> None:
     response = post(client, f"/registrations/{registration_id}/create-customer", None, token("approver"))
     assert response.status_code == 404
