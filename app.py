@@ -96,8 +96,9 @@ def get_registration(registration_id: str) -> Any:
 def act_on_registration(registration_id: str, action: str) -> Any:
     from chalicelib import registrations
     from chalicelib.errors import NotFoundError
+    from chalicelib.workflow import Action
 
-    if action == "create-customer":
+    if action == Action.CREATE_CUSTOMER:
         return _request_customer(registration_id)
     known = {a.value: a for a in registrations.BODY_BY_ACTION}
     if action not in known:
