@@ -107,7 +107,7 @@ def create_customers(database: Database, records: Iterable[Json], notify: Notify
 
 
 def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, uuid.UUID | None]:
-    """(acknowledge?, new outbox id); logs one line for every outcome but plain success."""
+    """(acknowledge?, the new outbox row id); logs one line per record, saying which outcome."""
     try:
         message = CreateCustomer.model_validate_json(body if isinstance(body, str) else "")
     except ValidationError as error:
