@@ -8,6 +8,7 @@ cold start stays light.  Errors become JSON in one place, ``chalicelib.http``.
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +144,8 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     from chalicelib.errors import NotFoundError
     from chalicelib.workflow import Action
 
+    if action == Action.CREATE_CUSTOMER:
+        return _request_customer(registration_id)
     known = {a.value: a for a in registrations.BODY_BY_ACTION}
     if action not in known:
         raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
@@ -156,6 +159,23 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     return database.run(lambda conn: registrations.act(conn, registration_id, known[action], staff, body))
 
 
+def _request_customer(registration_id: str) -> Response:
+    from chalicelib import customers, sqs
+    from chalicelib.config import settings
+
+    staff, queue_url = _staff(), settings().customer_queue_url
+    answer = database.run(lambda conn: customers.request_customer(conn, registration_id, staff, sqs.client, queue_url))
+    return Response(answer.body, status_code=202 if answer.queued else 200)
+
+
+@app.on_sqs_message(queue="create-customer", batch_size=10, name="customer_worker")
+def customer_worker(event: Any) -> dict[str, Any]:
+    """Create each record's customer; ``{"batchItemFailures": [...]}`` names the records to retry."""
+    from chalicelib import customers
+
+    return customers.create_customers(database, event.to_dict()["Records"], notify=_notify)
+
+
 @app.lambda_function(name="migrate")
 def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"action": "plan" | "apply" | "verify"}`` -> the JSON report; raises unless ok."""
@@ -164,7 +184,7 @@ def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return raise_unless_ok(run(str(event.get("action", ""))))
 
 
-def _notify(outbox_ids: list[Any]) -> None:
+def _notify(outbox_ids: list[uuid.UUID]) -> None:
     """Messages written by a committed change; the scheduled sender delivers them."""
 
 

@@ -32,6 +32,7 @@ class Settings:
     migrate_lock_timeout: str = "5s"
     migrate_statement_timeout: str = "15min"
     migrate_wait_for_lock_s: float = 120.0
+    customer_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -52,6 +53,7 @@ class Settings:
                 migrate_lock_timeout=env.get("MIGRATE_LOCK_TIMEOUT", "5s"),
                 migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),
                 migrate_wait_for_lock_s=float(env.get("MIGRATE_WAIT_FOR_LOCK_S", "120")),
+                customer_queue_url=env.get("CUSTOMER_QUEUE_URL") or None,
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed setting: {error}") from error

@@ -86,6 +86,18 @@ def document() -> Json:
                 [_id_parameter()],
             )
         }
+    paths["/registrations/{registration_id}/create-customer"] = {
+        "post": _operation(
+            "Queue the creation of the customer (approver); 200 with the customer once it exists",
+            _STAFF,
+            {
+                "202": _json("Queued", _ref("Queued")),
+                "200": _json("The customer exists", {"type": "object"}),
+                **_errors(401, 403, 404, 409),
+            },
+            parameters=[_id_parameter()],
+        )
+    }
     schemas.update(_response_schemas())
     return {
         "openapi": "3.1.0",
@@ -229,6 +241,11 @@ def _response_schemas() -> Json:
                 "speed_mbps": {"type": "integer"},
                 "monthly_price_idr": {"type": "integer"},
             },
+        },
+        "Queued": {
+            "type": "object",
+            "required": ["status", "registration_id", "correlation_id"],
+            "properties": {"status": {"const": "queued"}, "registration_id": _UUID, "correlation_id": text},
         },
         "CodeSent": {
             "type": "object",
