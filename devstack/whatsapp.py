@@ -113,7 +113,7 @@ class FakeWhatsApp:
     def __init__(
         self,
         *,
-        token: str | None = "test-token",
+        token: str | None = "test-token",  # noqa: S107 (the fake's own, for tests)
         phone_number_id: str | None = "100000000000001",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -202,7 +202,7 @@ def _handler_for(fake: FakeWhatsApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             authorization = self.headers.get("Authorization")
@@ -232,7 +232,7 @@ def _handler_for(fake: FakeWhatsApp) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up waiting (a scripted slow answer)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # requests are recorded, and the CLI prints its own lines
 
     return Handler
