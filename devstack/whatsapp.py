@@ -145,7 +145,10 @@ class FakeWhatsApp:
         server.block_on_close = False
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-whatsapp", daemon=True)
+        # A short poll interval: stop() waits for it, and tests start and stop a server each.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-whatsapp", daemon=True
+        )
         self._thread.start()
         return self
 
