@@ -138,7 +138,7 @@ def test_a_wrong_token_is_retryable_once_an_operator_fixes_it(fake: FakeWhatsApp
 
 
 def test_a_recipient_not_in_e164_is_refused_without_a_request(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    with pytest.raises(WhatsAppPermanentError, match="E.164"):
+    with pytest.raises(WhatsAppPermanentError, match=r"E\.164"):
         client.send_template("081234567890", "customer_created", components=[])
     assert fake.requests == []
 
@@ -174,7 +174,7 @@ def test_missing_settings_are_a_configuration_error() -> None:
         WhatsAppClient("graph.facebook.com", "1", "t")
 
 
-def _post(fake: FakeWhatsApp, body: Any, token: str = "test-token") -> tuple[int, dict[str, Any]]:
+def _post(fake: FakeWhatsApp, body: Any, token: str = "test-token") -> tuple[int, dict[str, Any]]:  # noqa: S107
     request = urllib.request.Request(  # noqa: S310 (loopback http)
         f"{fake.api_url}/{fake.phone_number_id}/messages",
         data=json.dumps(body).encode(),
