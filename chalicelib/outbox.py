@@ -28,9 +28,12 @@ _REDACTED_PAYLOAD = (
     "CASE WHEN payload -> 'sensitive' = 'true'::jsonb "
     "THEN (payload - 'components') || jsonb_build_object('redacted', true) ELSE payload END"
 )
-# A row may be recorded from ``unknown`` too: the lease sweep may have given up on a
-# sender that was only slow, and what that sender learnt is better than a guess.
-_STILL_OUR_CLAIM = f"id = %(id)s AND attempts = %(attempt)s AND status IN ('{_SENDING}', '{_UNKNOWN}')"
+# A final outcome may be recorded over ``unknown`` too: the lease sweep may have given
+# up on a sender that was only slow, and what that sender learnt beats a guess.  A
+# retry may not: the sweep has already redacted what a resend would need.
+_STILL_OUR_CLAIM = "id = %(id)s AND attempts = %(attempt)s"
+_FINAL_FROM = f"status IN ('{_SENDING}', '{_UNKNOWN}')"
+_RETRY_FROM = f"status = '{_SENDING}'"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def mark_sent(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, provi
         f"status = '{_SENT}', provider_message_id = %(message_id)s, sent_at = now(), last_error = NULL, "
         f"payload = {_REDACTED_PAYLOAD}",
         {"id": row_id, "attempt": attempt, "message_id": provider_message_id},
+        _FINAL_FROM,
     )
 
 
@@ -97,6 +101,7 @@ def mark_retry(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, dela
         conn,
         f"status = '{_PENDING}', next_attempt_at = now() + make_interval(secs => %(delay_s)s), last_error = %(error)s",
         {"id": row_id, "attempt": attempt, "delay_s": delay_s, "error": error},
+        _RETRY_FROM,
     )
 
 
@@ -106,6 +111,7 @@ def mark_failed(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, err
         conn,
         f"status = '{_FAILED}', last_error = %(error)s, payload = {_REDACTED_PAYLOAD}",
         {"id": row_id, "attempt": attempt, "error": error},
+        _FINAL_FROM,
     )
 
 
@@ -115,6 +121,7 @@ def mark_unknown(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, er
         conn,
         f"status = '{_UNKNOWN}', last_error = %(error)s, payload = {_REDACTED_PAYLOAD}",
         {"id": row_id, "attempt": attempt, "error": error},
+        _FINAL_FROM,
     )
 
 
@@ -128,6 +135,7 @@ def expire_leases(conn: "psycopg.Connection[Any]") -> list[UUID]:
     return [row[0] for row in rows]
 
 
-def _update(conn: "psycopg.Connection[Any]", assignments: str, params: dict[str, Any]) -> bool:
-    cursor = conn.execute(f"UPDATE notification_outbox SET {assignments} WHERE {_STILL_OUR_CLAIM}", params)
+def _update(conn: "psycopg.Connection[Any]", assignments: str, params: dict[str, Any], from_status: str) -> bool:
+    statement = f"UPDATE notification_outbox SET {assignments} WHERE {_STILL_OUR_CLAIM} AND {from_status}"
+    cursor = conn.execute(statement, params)
     return cursor.rowcount == 1

@@ -409,3 +409,18 @@ def test_send_due_respects_its_limit_and_sends_oldest_first(
     newest, oldest, middle = add_row(conn, due_in_s=-1), add_row(conn, due_in_s=-30), add_row(conn, due_in_s=-10)
     assert send_due(conn, client, limit=2) == counts(sent=2)
     assert [row_of(conn, row_id)["status"] for row_id in (oldest, middle, newest)] == ["sent", "sent", "pending"]
+
+
+def test_a_slow_sender_after_its_lease_expired_records_a_delivery_but_never_a_retry(
+    conn: psycopg.Connection[Any],
+) -> None:
+    delivered, throttled = add_row(conn), add_row(conn)
+    claims = outbox.claim_due(conn, limit=2, lease_s=0.01)
+    assert {claim.id for claim in claims} == {delivered, throttled}
+    conn.execute("SELECT pg_sleep(0.05)")
+    assert len(outbox.expire_leases(conn)) == 2
+
+    assert outbox.mark_sent(conn, delivered, 1, "wamid.late")
+    assert not outbox.mark_retry(conn, throttled, 1, 1.0, "HTTP 429")
+    assert (row_of(conn, delivered)["status"], row_of(conn, delivered)["provider_message_id"]) == ("sent", "wamid.late")
+    assert row_of(conn, throttled)["status"] == "unknown"
