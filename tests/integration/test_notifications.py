@@ -424,3 +424,37 @@ def test_a_slow_sender_after_its_lease_expired_records_a_delivery_but_never_a_re
     assert not outbox.mark_retry(conn, throttled, 1, 1.0, "HTTP 429")
     assert (row_of(conn, delivered)["status"], row_of(conn, delivered)["provider_message_id"]) == ("sent", "wamid.late")
     assert row_of(conn, throttled)["status"] == "unknown"
+
+
+def test_logs_name_the_row_and_the_error_code_never_the_phone_or_the_code_sent(
+    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {"components": OTP_COMPONENTS, "sensitive": True}
+    sent, failed = (add_row(conn, template="registration_otp", payload=payload, due_in_s=s) for s in (-20, -10))
+    fake.queue(Reply.success(), Reply.error(131026))
+    caplog.set_level("DEBUG", logger="chalicelib")
+
+    assert send_due(conn, client) == counts(sent=1, failed=1)
+
+    assert str(sent) in caplog.text
+    assert str(failed) in caplog.text
+    assert "code=131026" in caplog.text
+    for row_id in (sent, failed):
+        assert row_of(conn, row_id)["recipient"].lstrip("+") not in caplog.text
+    assert "482913" not in caplog.text
+
+
+class BrokenClient:
+    """A client with a bug of its own: it raises what no WhatsApp error class covers."""
+
+    def send_template(self, recipient: str, template: str, *, components: list[Any], language: str = "id") -> str:
+        raise RuntimeError("a bug")
+
+
+def test_an_unexpected_error_while_sending_is_unknown_not_resent(conn: psycopg.Connection[Any]) -> None:
+    row_id = add_row(conn)
+    assert send_due(conn, BrokenClient()) == counts(unknown=1)
+    assert send_now(conn, BrokenClient(), [add_row(conn)]) == counts(unknown=1)
+    row = row_of(conn, row_id)
+    assert row["status"] == "unknown"
+    assert "RuntimeError" in row["last_error"]
