@@ -33,6 +33,11 @@ class Settings:
     migrate_statement_timeout: str = "15min"
     migrate_wait_for_lock_s: float = 120.0
     customer_queue_url: str | None = None
+    # The Graph API base with its version, e.g. https://graph.facebook.com/v21.0.
+    whatsapp_api_url: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_token: str | None = None
+    whatsapp_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -54,6 +59,10 @@ class Settings:
                 migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),
                 migrate_wait_for_lock_s=float(env.get("MIGRATE_WAIT_FOR_LOCK_S", "120")),
                 customer_queue_url=env.get("CUSTOMER_QUEUE_URL") or None,
+                whatsapp_api_url=env.get("WHATSAPP_API_URL") or None,
+                whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+                whatsapp_token=env.get("WHATSAPP_TOKEN") or None,
+                whatsapp_timeout_s=float(env.get("WHATSAPP_TIMEOUT_S", "5")),
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed setting: {error}") from error
