@@ -17,11 +17,12 @@ from pydantic import ValidationError
 from chalicelib import customer_repository, sqs
 from chalicelib.auth import Staff, require
 from chalicelib.config import ConfigurationError
-from chalicelib.errors import NotFoundError, TransitionNotAllowedError
+from chalicelib.errors import NotFoundError
 from chalicelib.messages import CreateCustomer
+from chalicelib.registrations import not_allowed, parse_id
 from chalicelib.runtime import Database
 from chalicelib.statuses import TERMINAL_STATUSES, RegistrationStatus
-from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role, allowed_actions
+from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role
 
 if TYPE_CHECKING:
     import psycopg
@@ -58,7 +59,7 @@ def request_customer(
     ``ServiceUnavailableError`` (503) when SQS cannot take the message.
     """
     require(staff, REQUESTERS)
-    registration = _uuid(registration_id)
+    registration = parse_id(registration_id)
     found = customer_repository.read_customer(conn, registration)
     if found is None:
         raise NotFoundError("no such registration")
@@ -67,10 +68,7 @@ def request_customer(
         body = {"status": status.value, "registration_id": str(registration), "customer": customer, "ticket": ticket}
         return CustomerRequest(queued=False, body=body)
     if status not in _CREATE.sources:
-        raise TransitionNotAllowedError(
-            f"{_CREATE.action} is not allowed from {status}",
-            {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
-        )
+        raise not_allowed(_CREATE.action, status)
     if not queue_url:
         raise ConfigurationError("CUSTOMER_QUEUE_URL is not set")
     correlation_id = str(uuid.uuid4())
@@ -185,10 +183,3 @@ def _claimed_id(body: Any) -> str | None:
     except (TypeError, ValueError, KeyError, IndexError):
         return None
     return str(claimed)[:64]
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFoundError("no such registration") from None

@@ -19,7 +19,7 @@ from chalicelib import config, customers, sqs
 from chalicelib.runtime import Database
 from chalicelib.statuses import RegistrationStatus
 from tests import sqs_events
-from tests.integration.api import OTP_KEY, SECRET, force_status, post, token
+from tests.integration.api import OTP_KEY, SECRET, force_status, post, register, token
 from tests.worker_fixtures import count_round_trips, deliver_in_process
 
 WORKER_LOG = "chalicelib.customers"
@@ -75,21 +75,6 @@ def _forget_container_state() -> None:
     config.settings.cache_clear()
     sqs.client.cache_clear()
     app_module.database.reset()
-
-
-def register(api: Client, package: dict[str, Any]) -> dict[str, Any]:
-    unique = uuid.uuid4().int % 10**8
-    body = {
-        "full_name": "Siti Nurhaliza",
-        "email": f"siti{unique}@example.co.id",
-        "phone": f"0812{unique:08d}",
-        "address": "Jl. Merdeka No. 1",
-        "city": "Bandung",
-        "package_id": package["id"],
-    }
-    response = post(api, "/registrations", body)
-    assert response.status_code == 201, response.json_body
-    return response.json_body
 
 
 def approved(api: Client, package: dict[str, Any], url: str) -> dict[str, Any]:
