@@ -7,7 +7,7 @@ import re
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from chalicelib.statuses import RegistrationStatus
 
@@ -85,6 +85,17 @@ class ReasonIn(_Body):
     reason: _text(500)  # type: ignore[valid-type]
 
 
+def _iso_8601(value: object) -> object:
+    # Outside strict mode pydantic would read "0.5" as a Unix time; a URL gives ISO 8601 or nothing.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-25T08:00:00+07:00")
+    return value
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+
+
 class ListQuery(BaseModel):
     """``GET /registrations`` query parameters (strings from the URL, hence not strict)."""
 
@@ -92,7 +103,7 @@ class ListQuery(BaseModel):
 
     status: RegistrationStatus | None = None
     city: Annotated[str, Field(max_length=100), AfterValidator(_no_nul)] | None = None
-    created_from: AwareDatetime | None = None
-    created_to: AwareDatetime | None = None
+    created_from: _QueryTime | None = None
+    created_to: _QueryTime | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None

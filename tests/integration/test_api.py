@@ -208,7 +208,9 @@ def test_list_is_keyset_paginated_and_filtered(client: Client, package: dict[str
     assert [item["id"] for item in verified.json_body["items"]] == [created[0]]
 
 
-@pytest.mark.parametrize("query", ["limit=101", "limit=0", "status=unknown", "cursor=bm9wZQ", "colour=red"])
+@pytest.mark.parametrize(
+    "query", ["limit=101", "limit=0", "status=unknown", "cursor=bm9wZQ", "colour=red", "created_to=0.5"]
+)
 def test_list_refuses_bad_queries(client: Client, query: str) -> None:
     response = client.http.get(f"/registrations?{query}", headers=token("cs"))
     assert response.status_code == 400
