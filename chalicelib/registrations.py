@@ -5,7 +5,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -118,6 +118,15 @@ def register(
     if created is None:
         raise BadRequestError("package_id names no active package", {"field": "package_id"})
     return Registered(201, created[0], [created[1]])
+
+
+# A client retrying a POST does so within minutes; a day leaves room for long outages.
+IDEMPOTENCY_KEPT_FOR = timedelta(hours=24)
+
+
+def purge_idempotency_keys(conn: "psycopg.Connection[Any]") -> int:
+    """Forget Idempotency-Keys older than ``IDEMPOTENCY_KEPT_FOR``; returns how many were forgotten."""
+    return repository.purge_idempotency_keys(conn, IDEMPOTENCY_KEPT_FOR)
 
 
 def _claim(conn: "psycopg.Connection[Any]", key: str, body: RegistrationIn) -> Registered | None:

@@ -206,6 +206,11 @@ def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[Js
     return [row[0] for row in conn.execute(_LIST, params).fetchall()]
 
 
+def purge_idempotency_keys(conn: "psycopg.Connection[Any]", kept_for: Any) -> int:
+    """Forget keys older than ``kept_for`` (a timedelta); returns how many."""
+    return conn.execute("DELETE FROM idempotency_keys WHERE created_at < now() - %s", (kept_for,)).rowcount
+
+
 def lock_otp(conn: "psycopg.Connection[Any]", registration_id: UUID) -> tuple[bytes, bool, int] | None:
     """Inside the caller's transaction: the code's (hash, expired, failed attempts), row locked; None without one."""
     row = conn.execute(

@@ -211,3 +211,12 @@ def test_concurrent_requests_with_one_key_create_one_registration(package: dict[
     assert len(outcomes) == 8
     assert len(set(outcomes)) == 1, outcomes
     assert rows(migrated_db, "SELECT count(*) FROM customer_registrations") == [(1,)]
+
+
+def test_keys_are_forgotten_after_a_day(client: Client, package: dict[str, Any], migrated_db: str) -> None:
+    key = {"Idempotency-Key": "old-key"}
+    assert post(client, "/registrations", registration_body(package), key).status_code == 201
+    rows(migrated_db, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        assert registrations.purge_idempotency_keys(conn) == 1
+    assert post(client, "/registrations", registration_body(package), key).status_code == 201
