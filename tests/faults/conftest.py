@@ -1,4 +1,7 @@
-"""Fault-injection tests: every test here carries the ``faults`` marker (``make faults`` runs them)."""
+"""Fault-injection tests: every test here carries the ``faults`` marker (``make faults`` runs them).
+
+The HTTP API's ``client`` and ``package`` fixtures are the integration tests' own.
+"""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -6,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults.own_postgres import OwnPostgres
+from tests.integration.conftest import client, package
+
+__all__ = ["client", "package"]
 
 HERE = Path(__file__).parent
 
