@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
-.PHONY: help install run test lint format typecheck squawk check package readme-diagram \
+.PHONY: help install run test faults soak lint format typecheck squawk check package readme-diagram \
         migrate-plan migrate-apply migrate-verify clean
 
 help:  ## list the targets
@@ -23,6 +23,12 @@ run: $(STAMP)  ## the system locally: embedded PostgreSQL, migrations, chalice l
 
 test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
 	$(BIN)/pytest
+
+faults: $(STAMP)  ## only the fault-injection tests (database stopped, SQS down, worker killed, WhatsApp failing, migrations)
+	$(BIN)/pytest -m faults
+
+soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
+	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .

@@ -31,6 +31,19 @@ def _mask_phone(match: re.Match[str]) -> str:
     return plus + digits[:4] + "*" * (len(digits) - 6) + digits[-2:]
 
 
+def _masked(value: Any) -> Any:
+    """``value`` with every string inside it masked: an ``extra`` list or dict may hold a phone number too."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return mask(str(value))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any ``extra`` fields."""
 
@@ -43,7 +56,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = mask(value) if isinstance(value, str) else value
+                entry[key] = _masked(value)
         if record.exc_info and not record.exc_text:
             record.exc_text = mask(self.formatException(record.exc_info))
         if record.exc_text:

@@ -39,6 +39,23 @@ class MigrationLockTimeoutError(Exception):
     """Another migrate run held the advisory lock for longer than we were willing to wait."""
 
 
+class InvalidIndexLeftError(Exception):
+    """A file run outside a transaction left INVALID indexes (a failed ``CREATE INDEX CONCURRENTLY``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+# A failed CONCURRENTLY build leaves its index behind, INVALID; ``IF NOT EXISTS`` on a
+# rerun would then skip it and record the file as applied over an index that enforces nothing.
+_INVALID_INDEXES = """
+SELECT coalesce(array_agg(ic.relname::text ORDER BY ic.relname), '{}')
+  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE ic.relnamespace = current_schema()::regnamespace AND NOT (i.indisvalid AND i.indisready)
+"""
+
+
 def plan(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], contract: Sequence[EnumColumn]) -> Report:
     """What ``apply`` would do.  Drift only for what would make it refuse (edited or unknown files)."""
     report = Report(action="plan")
@@ -100,8 +117,10 @@ def apply(
             _progress(f"applying {migration.name}")
             try:
                 durations[migration.name] = _apply_one(conn, migration, settings)
-            except database_error() as error:
+            except (InvalidIndexLeftError, database_error()) as error:
                 failure = _failure_drift(migration, error, settings)
+                if not migration.in_transaction:
+                    failure = _outside_transaction(conn, migration, failure)
                 break
             applied.append(migration.name)
         report = verify(conn, files, contract, action="apply")
@@ -133,6 +152,9 @@ def _apply_one(conn: "psycopg.Connection[Any]", migration: MigrationFile, settin
         conn.execute(migration.sql.encode())
     finally:
         conn.execute("RESET lock_timeout; RESET statement_timeout")
+    invalid = _invalid_indexes(conn)
+    if invalid:
+        raise InvalidIndexLeftError(invalid)
     elapsed = (time.perf_counter() - started) * 1000
     conn.execute(record, (migration.name, migration.checksum, elapsed))
     return elapsed
@@ -140,6 +162,8 @@ def _apply_one(conn: "psycopg.Connection[Any]", migration: MigrationFile, settin
 
 def _failure_drift(migration: MigrationFile, error: Exception, settings: Settings) -> Drift:
     diag = getattr(error, "diag", None)
+    if isinstance(error, InvalidIndexLeftError):
+        return Drift("migration_failed", f"{migration.name} failed: it left an index INVALID", None)
     sqlstate = getattr(error, "sqlstate", None) or ""
     detail = (getattr(diag, "message_primary", None) or str(error)).strip()
     if sqlstate == "55P03":
@@ -152,6 +176,23 @@ def _failure_drift(migration: MigrationFile, error: Exception, settings: Setting
     else:
         cause = f"PostgreSQL said [{sqlstate}] {detail}; nothing of it was applied, and no later file was tried"
     return Drift("migration_failed", f"{migration.name} failed: {cause}", None)
+
+
+def _invalid_indexes(conn: "psycopg.Connection[Any]") -> list[str]:
+    row = conn.execute(_INVALID_INDEXES).fetchone()
+    return list(row[0]) if row else []
+
+
+def _outside_transaction(conn: "psycopg.Connection[Any]", migration: MigrationFile, failure: Drift) -> Drift:
+    """A no-transaction file keeps what it did before failing: say so, and how to clean up."""
+    message = failure.message.replace("; nothing of it was applied", "")
+    message += "; it ran outside a transaction, so what it did before failing stays"
+    invalid = _invalid_indexes(conn)
+    if not invalid:
+        return Drift("migration_failed", message, None)
+    message += f": INVALID index {', '.join(invalid)} (enforces nothing, costs every write); drop it, then apply again"
+    fix = "\n".join(f"DROP INDEX CONCURRENTLY IF EXISTS {name};" for name in invalid)
+    return Drift("migration_failed", message, fix)
 
 
 def _acquire_lock(conn: "psycopg.Connection[Any]", wait_s: float) -> None:

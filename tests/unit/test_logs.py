@@ -52,3 +52,13 @@ def test_tracebacks_are_masked_too(caplog: pytest.LogCaptureFixture) -> None:
     line = JsonFormatter().format(caplog.records[0])
     assert "081234567890" not in line
     assert "ValueError" in line
+
+
+def test_extra_fields_that_are_not_strings_are_masked_too() -> None:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent", None, None)
+    record.to = ["+6281234567890", {"email": "siti.nur@example.co.id"}]
+    record.count = 3
+    line = JsonFormatter().format(record)
+    assert "6281234567890" not in line
+    assert "siti.nur@" not in line
+    assert json.loads(line)["count"] == 3
