@@ -111,7 +111,7 @@ def ms(seconds: float) -> float:
 def summary(samples_s: Sequence[float]) -> dict[str, Any]:
     """Median and p99 in milliseconds (p99 is the maximum below 100 samples' resolution)."""
     ordered = sorted(samples_s)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"median_ms": ms(statistics.median(ordered)), "p99_ms": ms(p99), "n": len(ordered)}
 
 

@@ -32,7 +32,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support  # noqa: E402
+from bench import _support
 
 FLOORS = _support.ROOT / "bench" / "floors"
 TARGET = 1.2

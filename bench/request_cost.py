@@ -32,9 +32,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from bench import _support  # noqa: E402
+from bench import _support
 
 TARGET_RATIO = 1.5
 WARMUP = 10
