@@ -78,6 +78,32 @@ def database(server_url: str, migrated: bool = True) -> Iterator[str]:
         drop_db(server_url, url)
 
 
+_loaded: dict[tuple[str, int], str] = {}
+
+
+@contextmanager
+def loaded_database(server_url: str, rows: int) -> Iterator[str]:
+    """A migrated database whose ``customer_registrations`` holds ``rows`` rows (every status in
+    turn, created over two years), vacuumed and analyzed.  The first call per server and size
+    loads a template; later ones copy it (a file copy, faster than loading again)."""
+    key = (server_url, rows)
+    if key not in _loaded:
+        url = create_db(server_url, migrated=True)
+        seed_registrations(url, rows, STATUS_MIX, spread_days=730, returning=False)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE customer_registrations")
+        _loaded[key] = conninfo_to_dict(url)["dbname"]
+        atexit.register(drop_db, server_url, url)
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_loaded[key]}" STRATEGY FILE_COPY'.encode())
+    url = make_conninfo(server_url, dbname=name)
+    try:
+        yield url
+    finally:
+        drop_db(server_url, url)
+
+
 def server_version(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
