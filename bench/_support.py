@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, redirect_stderr
+from contextlib import contextmanager, redirect_stderr, suppress
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def loaded_database(server_url: str, rows: int) -> Iterator[str]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE customer_registrations")
         _loaded[key] = conninfo_to_dict(url)["dbname"]
-        atexit.register(drop_db, server_url, url)
+        atexit.register(forget_loaded)
     name = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_loaded[key]}" STRATEGY FILE_COPY'.encode())
@@ -102,6 +102,14 @@ def loaded_database(server_url: str, rows: int) -> Iterator[str]:
         yield url
     finally:
         drop_db(server_url, url)
+
+
+def forget_loaded() -> None:
+    """Drop the loaded templates (at exit, or when a caller's server is about to stop)."""
+    while _loaded:
+        (server_url, _), name = _loaded.popitem()
+        with suppress(psycopg.OperationalError):  # the server may have stopped already
+            drop_db(server_url, make_conninfo(server_url, dbname=name))
 
 
 def server_version(url: str) -> str:

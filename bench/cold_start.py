@@ -16,6 +16,7 @@ Three ways: from the source tree (the venv, bytecode cached), and from the unpac
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -64,6 +65,7 @@ class Case:
     handler: str
     floor: bool
     peer: bool = False  # needs packages the deployment zip does not carry
+    requires: tuple[str, ...] = ()
 
 
 CASES = [
@@ -73,8 +75,24 @@ CASES = [
     Case("floor: Chalice route", "api", "chalice_floor", "app", floor=True),
     Case("floor: Chalice SQS handler", "worker", "chalice_floor", "customer_worker", floor=True),
     Case("floor: Chalice function", "migrate", "chalice_floor", "migrate", floor=True),
-    Case("peer: Powertools APIGatewayRestResolver", "api", "powertools_floor", "handler", floor=True, peer=True),
-    Case("peer: FastAPI + Mangum", "api", "fastapi_floor", "handler", floor=True, peer=True),
+    Case(
+        "peer: Powertools APIGatewayRestResolver",
+        "api",
+        "powertools_floor",
+        "handler",
+        floor=True,
+        peer=True,
+        requires=("aws_lambda_powertools",),
+    ),
+    Case(
+        "peer: FastAPI + Mangum",
+        "api",
+        "fastapi_floor",
+        "handler",
+        floor=True,
+        peer=True,
+        requires=("fastapi", "mangum"),
+    ),
 ]
 
 
@@ -97,12 +115,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "AWS_DEFAULT_REGION": "ap-southeast-3",
         }
         source = {case: (_support.ROOT if case.module == "app" else FLOORS) for case in CASES}
+        # The peers are measured only where their packages are installed (requirements-bench.txt).
+        cases = [case for case in CASES if all(importlib.util.find_spec(name) for name in case.requires)]
         result: dict[str, Any] = {"repeat": args.repeat, "python": sys.version.split()[0]}
-        result["source"] = _measure(CASES, source, [sys.executable], env, args.repeat, approved)
+        result["source"] = _measure(cases, source, [sys.executable], env, args.repeat, approved)
         if not args.no_zip:
             with tempfile.TemporaryDirectory(prefix="bench-zip-") as tmp:
                 task, compiled = _unpacked_zip(Path(tmp))
-                zip_cases = [case for case in CASES if not case.peer]
+                zip_cases = [case for case in cases if not case.peer]
                 python = [sys.executable, "-B", "-S"]
                 result["zip_repeat"] = args.zip_repeat
                 result["zip_as_built"] = _measure(
@@ -120,10 +140,11 @@ def _measure(
 ) -> dict[str, Any]:
     """Median wall time per case, runs interleaved; one unmeasured run each first (fills caches)."""
     samples: dict[str, list[float]] = {case.name: [] for case in cases}
-    for round_ in range(repeat + 1):
+    warmup = 1 if repeat > 1 else 0
+    for round_ in range(repeat + warmup):
         for case in cases:
             seconds = _run(case, cwd_by_case[case], python, env, ids)
-            if round_:
+            if round_ >= warmup:
                 samples[case.name].append(seconds)
     medians = {name: _support.ms(statistics.median(values)) for name, values in samples.items()}
     floor_by_function = {case.function: medians[case.name] for case in cases if case.floor and not case.peer}
