@@ -16,6 +16,7 @@ statement; the figure is the longest statement while each way ran.
 import argparse
 import importlib.util
 import itertools
+import logging
 import statistics
 import sys
 import threading
@@ -118,6 +119,7 @@ def _apply_ours(server: str, files: Any) -> float:
 def _apply_yoyo(server: str) -> float:
     from yoyo import get_backend, read_migrations
 
+    logging.getLogger("yoyo").setLevel(logging.WARNING)  # a line per step otherwise
     with _support.database(server, migrated=False) as url:
         backend = get_backend(_yoyo_uri(url))
         started = time.perf_counter()
