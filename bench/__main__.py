@@ -317,7 +317,8 @@ def _cost_markdown(cost: dict[str, Any]) -> list[str]:
     out = [
         "## Cost on paper: per 1,000,000 registrations carried through to customer_created",
         "",
-        f"Memory: {cost['memory_mb']}. Durations are the warm medians above (local database), billed",
+        "Memory: " + ", ".join(f"{name} {mb} MB" for name, mb in cost["memory_mb"].items()) + ".",
+        "Durations are the warm medians above (local database), billed",
         f"in whole milliseconds; WhatsApp's answer is assumed to take {WHATSAPP_MS:.0f} ms, and the staff",
         f"are assumed to read {STAFF_READS} times per registration.",
         "",

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     server = _support.server(args.database_url)
     with _support.database(server) as url:
-        needed = args.repeat + 2 * args.zip_repeat + 10
+        # One per worker run: the app's and the floor's, a warm-up round each way.
+        needed = 2 * (args.repeat + 2 * args.zip_repeat + 3) + 10
         approved = iter(_support.seed_registrations(url, needed, "approved"))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -91,12 +91,18 @@ def _compare(
     sql: str,
     n: int,
 ) -> dict[str, Any]:
-    handler = _app_samples(app, make_event, n)
+    """The handler and the bare statement, interleaved call by call, so that noise falls on both."""
+    events = [make_event() for _ in range(n + WARMUP)]
     params = [make_params() for _ in range(n + WARMUP)]
-    for p in params[:WARMUP]:
-        bare.execute(sql, p).fetchall()
-    plain = [_support.timed(lambda p=p: bare.execute(sql, p).fetchall())[0] for p in params[WARMUP:]]
-    figures = {"handler": _support.summary(handler["samples"]), "bare_sql": _support.summary(plain)}
+    handler: list[float] = []
+    plain: list[float] = []
+    for i, (event, p) in enumerate(zip(events, params, strict=True)):
+        handler_s = _support.timed(_call, app, event)[0]
+        plain_s = _support.timed(lambda p=p: bare.execute(sql, p).fetchall())[0]
+        if i >= WARMUP:
+            handler.append(handler_s)
+            plain.append(plain_s)
+    figures: dict[str, Any] = {"handler": _support.summary(handler), "bare_sql": _support.summary(plain)}
     figures["x_bare_sql_median"] = _support.ratio(figures["handler"]["median_ms"], figures["bare_sql"]["median_ms"])
     # The handler's own cost (routing, JWT, pydantic, logging, JSON) is fixed per request; over
     # loopback the bare statement is a fraction of a millisecond, over a network it is not.
@@ -105,25 +111,23 @@ def _compare(
     figures["x_bare_sql_at_1ms_rtt"] = _support.ratio(
         figures["handler"]["median_ms"] + 1, figures["bare_sql"]["median_ms"] + 1
     )
-    figures["round_trips_per_request"] = handler["round_trips"]
+    figures["round_trips_per_request"] = _round_trips(app, [make_event() for _ in range(TRACED)])
     return figures
 
 
-def _app_samples(app: Any, make_event: Callable[[], dict[str, Any]], n: int) -> dict[str, Any]:
-    def call() -> None:
-        response = app.app(make_event(), _support.LambdaContext())
-        assert response["statusCode"] in (200, 201), response
+def _call(app: Any, event: dict[str, Any]) -> None:
+    response = app.app(event, _support.LambdaContext())
+    assert response["statusCode"] in (200, 201), response
 
-    for _ in range(WARMUP):
-        call()
-    samples = [_support.timed(call)[0] for _ in range(n)]
+
+def _round_trips(app: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
     conn = app.database.run(lambda conn: conn)
     counts = []
-    for _ in range(TRACED):
+    for event in events:
         with _support.count_round_trips(conn) as counted:
-            call()
+            _call(app, event)
         counts.append(counted.count)
-    return {"samples": samples, "round_trips": {"median": statistics.median(counts), "max": max(counts)}}
+    return {"median": statistics.median(counts), "max": max(counts)}
 
 
 def _with_whatsapp(url: str, package: str, n: int) -> dict[str, Any]:
@@ -136,13 +140,15 @@ def _with_whatsapp(url: str, package: str, n: int) -> dict[str, Any]:
             WHATSAPP_PHONE_NUMBER_ID=fake.phone_number_id,
             WHATSAPP_TOKEN=str(fake.token),
         )
-        figures = _app_samples(app, lambda: _create_event(package), n)
+        events = [_create_event(package) for _ in range(n + WARMUP)]
+        samples = [_support.timed(_call, app, event)[0] for event in events][WARMUP:]
+        trips = _round_trips(app, [_create_event(package) for _ in range(TRACED)])
         delivered = len(fake.delivered)
     _support.use_database(url, WHATSAPP_API_URL=None, WHATSAPP_PHONE_NUMBER_ID=None, WHATSAPP_TOKEN=None)
     assert delivered == n + WARMUP + TRACED, f"{delivered} OTP messages delivered"
     return {
-        "handler": _support.summary(figures["samples"]),
-        "round_trips_per_request": figures["round_trips"],
+        "handler": _support.summary(samples),
+        "round_trips_per_request": trips,
         "whatsapp_messages_delivered": delivered,
     }
 
