@@ -103,45 +103,52 @@ def cost_on_paper(results: dict[str, Any]) -> dict[str, Any]:
     cold = results.get("cold_start", {}).get("source", {})
     if "POST /registrations" not in requests or "one_statement_worker" not in work:
         return {"error": "request_cost and worker figures are needed"}
-    create_ms = requests["POST /registrations"]["handler"]["median_ms"]
-    move_ms = requests["POST /registrations/{id}/schedule-survey"]["handler"]["median_ms"]
-    read_ms = requests["GET /registrations"]["handler"]["median_ms"]
+    create = requests["POST /registrations"]
+    move = requests["POST /registrations/{id}/schedule-survey"]
+    read = requests["GET /registrations"]
+    create_ms, move_ms, read_ms = (f["handler"]["median_ms"] for f in (create, move, read))
+    create_db, move_db, read_db = (f["bare_sql"]["median_ms"] for f in (create, move, read))
     worker_ms = work["one_statement_worker"]["ms_per_record"]
-    # Lambda bills each invocation in whole milliseconds, rounded up.
+    # (what, per registration, duration ms, of which in SQL ms, memory MB); billed in whole ms, rounded up.
     invocations = [
-        ("POST /registrations (+ OTP to WhatsApp)", 1, create_ms + WHATSAPP_MS, default_mb),
-        ("verify, schedule-survey, complete-survey, approve", 4, move_ms, default_mb),
-        ("create-customer (+ SQS SendMessage, est. as a transition + 20 ms)", 1, move_ms + 20, default_mb),
-        ("staff reads (list, detail)", STAFF_READS, read_ms, default_mb),
-        ("customer_worker, 1 record per batch (+ welcome to WhatsApp)", 1, worker_ms + WHATSAPP_MS, default_mb),
+        ("POST /registrations (+ OTP to WhatsApp)", 1, create_ms + WHATSAPP_MS, create_db, default_mb),
+        ("verify, schedule-survey, complete-survey, approve", 4, move_ms, move_db, default_mb),
+        ("create-customer (+ SQS SendMessage, est. as a transition + 20 ms)", 1, move_ms + 20, move_db, default_mb),
+        ("staff reads (list, detail)", STAFF_READS, read_ms, read_db, default_mb),
+        ("customer_worker, 1 record per batch (+ welcome to WhatsApp)", 1, worker_ms + WHATSAPP_MS, worker_ms, 128),
     ]
+    cold_way = next((w for w in ("zip_compiled", "zip_as_built", "source") if w in results.get("cold_start", {})), "")
+    cold = results.get("cold_start", {}).get(cold_way, {})
     cold_ms = max((f["median_ms"] for n, f in cold.items() if n.startswith("app:")), default=0.0)
     rows = []
-    total_requests = total_gb_s = 0.0
-    for label, per_registration, ms, mb in invocations:
+    total_requests = total_gb_s = total_ms = total_db_ms = 0.0
+    for label, per_registration, ms, db_ms, mb in invocations:
         count = per_registration * 1_000_000
         gb_s = count * math.ceil(ms) / 1000 * mb / 1024
         rows.append({"what": label, "requests": count, "billed_ms": math.ceil(ms), "memory_mb": mb, "gb_s": gb_s})
         total_requests += count
         total_gb_s += gb_s
+        total_ms += count * ms
+        total_db_ms += count * min(db_ms, ms)
     cold_gb_s = total_requests * COLD_FRACTION * math.ceil(cold_ms) / 1000 * default_mb / 1024
     total_gb_s += cold_gb_s
-    bare = requests["POST /registrations/{id}/schedule-survey"]["bare_sql"]["median_ms"]
-    db_share = min(1.0, bare / move_ms) if move_ms else 1.0
+    # Of all the time the functions run, the share spent inside a statement: behind RDS Proxy a
+    # container holds a database connection only then (not while it waits for WhatsApp).
+    db_share = total_db_ms / total_ms if total_ms else 1.0
     return {
         "memory_mb": {"api and worker (chalice default)": default_mb, "migrate": _migrate_mb(config)},
         "rows": rows,
-        "cold_starts": {"fraction": COLD_FRACTION, "init_plus_first_ms": cold_ms, "gb_s": cold_gb_s},
+        "cold_starts": {"fraction": COLD_FRACTION, "init_plus_first_ms": cold_ms, "way": cold_way, "gb_s": cold_gb_s},
         "total_requests": total_requests,
         "total_gb_s": total_gb_s,
         "usd": total_gb_s * PRICE_GB_S + total_requests / 1_000_000 * PRICE_PER_M_REQUESTS,
-        "db_time_share_of_a_request": round(db_share, 2),
+        "db_time_share": round(db_share, 3),
         "connections": [
             {
                 "concurrency": c,
                 "direct": c + 2,
                 # Behind the proxy the database sees a connection only while a transaction runs.
-                "rds_proxy": max(1, math.ceil(c * db_share)) + 2,
+                "rds_proxy": math.ceil(c * db_share) + 2,
             }
             for c in (10, 100, 1000)
         ],
@@ -343,7 +350,8 @@ def _cost_markdown(cost: dict[str, Any]) -> list[str]:
         )
     cold = cost["cold_starts"]
     out += [
-        f"| cold starts ({cold['fraction']:.0%} of invocations, INIT + first {cold['init_plus_first_ms']:.0f} ms) "
+        f"| cold starts ({cold['fraction']:.0%} of invocations, INIT + first {cold['init_plus_first_ms']:.0f} ms, "
+        f"{cold['way']}) "
         f"| | | | {cold['gb_s']:,.0f} |",
         f"| **total** | **{cost['total_requests']:,.0f}** | | | **{cost['total_gb_s']:,.0f}** |",
         "",
@@ -355,9 +363,11 @@ def _cost_markdown(cost: dict[str, Any]) -> list[str]:
         "### Database connections at a given Lambda concurrency",
         "",
         "Every warm container keeps one connection. Directly, the database sees one per container",
-        "(plus `send_notifications` and a deploy's `migrate`). Behind RDS Proxy it sees one only while a",
-        f"transaction runs: about concurrency x {cost['db_time_share_of_a_request']} (the share of a",
-        "request's time spent in its SQL, measured above on loopback; more over a network), plus two.",
+        "(plus `send_notifications` and a deploy's `migrate`), whatever it is doing. Behind RDS Proxy",
+        "it sees one only while a statement or transaction runs: about concurrency x "
+        f"{cost['db_time_share']} (the share",
+        "of the functions' time spent in SQL with this request mix, from the figures above; the",
+        "WhatsApp waits are most of the rest), plus two. Over a network the SQL share grows.",
         "Behind the proxy set `DB_PREPARED_STATEMENTS=0`, or prepared statements pin each client",
         "to its own database connection and the saving is gone.",
         "",
