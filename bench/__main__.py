@@ -38,7 +38,7 @@ SMOKE: dict[str, list[str]] = {
     "cold_start": ["--repeat", "1", "--no-zip"],
     "request_cost": ["--requests", "5", "--rows", "50"],
     "worker": ["--records", "20", "--traced-records", "10"],
-    "migrations": ["--repeat", "2", "--rows", "2000"],
+    "migrations": ["--repeat", "2", "--rows", "2000", "--writer-warmup", "0.05"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {

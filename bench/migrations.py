@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--database-url")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--writer-warmup", type=float, default=0.3, help="seconds the writer runs before and after")
     args = parser.parse_args(argv)
     server = _support.server(args.database_url)
     files = load_migrations(MIGRATIONS)
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     yoyo_s = [_apply_yoyo(server) for _ in range(apply_runs)] if has_yoyo else []
     verify = _verify(server, files, args.repeat)
     with _support.loaded_database(server, args.rows) as url:
-        seed = _with_writer(url, SEED_FIX)
-        ours = _with_writer(url, OUR_FIX)
+        seed = _with_writer(url, SEED_FIX, args.writer_warmup)
+        ours = _with_writer(url, OUR_FIX, args.writer_warmup)
         with psycopg.connect(url, autocommit=True) as conn:
             report = runner.verify(conn, files, CONTRACT)
     assert report.ok, report.drift
@@ -163,14 +164,14 @@ def _verify(server: str, files: Any, repeat: int) -> dict[str, Any]:
     }
 
 
-def _with_writer(url: str, statements: list[str]) -> dict[str, Any]:
+def _with_writer(url: str, statements: list[str], warmup_s: float) -> dict[str, Any]:
     """Run ``statements`` (each its own transaction) while a writer loops; what the writer saw."""
     stop = threading.Event()
     timings: list[tuple[float, float]] = []  # (start, seconds)
     failures: list[BaseException] = []
     writer = threading.Thread(target=_write_until, args=(url, stop, timings, failures))
     writer.start()
-    time.sleep(0.3)  # the writer's steady state first
+    time.sleep(warmup_s)  # the writer's steady state first
     durations = []
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET lock_timeout = '30s'")
@@ -179,7 +180,7 @@ def _with_writer(url: str, statements: list[str]) -> dict[str, Any]:
             seconds, _ = _support.timed(conn.execute, statement.encode())
             durations.append(_support.ms(seconds))
         window_end = time.perf_counter()
-    time.sleep(0.2)
+    time.sleep(warmup_s)
     stop.set()
     writer.join()
     if failures:
