@@ -23,7 +23,7 @@ run: $(STAMP)  ## the system locally: embedded PostgreSQL, migrations, chalice l
 	$(BIN)/python scripts/run_local.py
 
 test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4
 
 faults: $(STAMP)  ## only the fault-injection tests (database stopped, SQS down, worker killed, WhatsApp failing, migrations)
 	$(BIN)/pytest -m faults

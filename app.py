@@ -185,36 +185,17 @@ def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @app.schedule("rate(1 minute)", name="send_notifications")
-def send_notifications(event: Any) -> dict[str, int]:
+def send_notifications(event: Any) -> dict[str, Any]:
     """Send what is due in the outbox: retries, and whatever ``_notify`` could not send."""
-    from chalicelib import notifications
-    from chalicelib.config import settings
-    from chalicelib.whatsapp import WhatsAppClient
+    from chalicelib import delivery
 
-    client = WhatsAppClient.from_settings(settings())
-    counts = database.run(lambda conn: notifications.send_due(conn, client))
-    logging.getLogger("registration.notifications").info("outbox run", extra=counts)
-    return counts
+    return delivery.send_due(database)
 
 
 def _notify(outbox_ids: list[uuid.UUID]) -> None:
-    """Send the messages a committed change wrote, now; whatever fails waits for ``send_notifications``."""
-    from chalicelib import notifications
-    from chalicelib.config import ConfigurationError, settings
-    from chalicelib.whatsapp import WhatsAppClient
+    from chalicelib import delivery
 
-    if not outbox_ids:
-        return
-    try:
-        client = WhatsAppClient.from_settings(settings())
-    except ConfigurationError as error:
-        logging.getLogger("registration.notifications").warning("not sent now: %s", error)
-        return
-    # send_now never raises for WhatsApp's sake; a database failure here must not undo a committed answer.
-    try:
-        database.run(lambda conn: notifications.send_now(conn, client, outbox_ids))
-    except Exception as error:
-        logging.getLogger("registration.notifications").warning("not sent now: %s", type(error).__name__)
+    delivery.send_committed(database, outbox_ids)
 
 
 def _staff() -> Any:

@@ -6,6 +6,7 @@ HS256, signed with ``AUTH_JWT_SECRET``.
 """
 
 import functools
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +35,33 @@ def authenticate(headers: Mapping[str, str], settings: Settings) -> Staff:
     signed with a public key cannot pass.  The issuer is checked when ``AUTH_ISSUER``
     is set.  Raises ``UnauthorizedError``, or ``ServiceUnavailableError`` when the
     JWKS cannot be fetched.
-    """
-    import jwt
 
+    A verified token is remembered per container until it expires: staff send the
+    same token with every request, and checking its signature again would cost more
+    than the rest of a cheap request.
+    """
     value = headers.get("authorization") or headers.get("Authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError("a Bearer token is required")
+    cache_key = (token, settings.auth_jwks_url, settings.auth_jwt_secret, settings.auth_issuer)
+    remembered = _verified.get(cache_key)
+    if remembered is not None and remembered[1] > time.time():
+        return remembered[0]
+    staff, expires_at = _verify(token, settings)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[cache_key] = (staff, expires_at)
+    return staff
+
+
+_VERIFIED_MAX = 1024
+_verified: dict[tuple[str, str | None, str | None, str | None], tuple[Staff, float]] = {}
+
+
+def _verify(token: str, settings: Settings) -> tuple[Staff, float]:
+    import jwt
+
     required = ["exp", "sub"] + (["iss"] if settings.auth_issuer else [])
     try:
         if settings.auth_jwks_url:
@@ -65,7 +86,8 @@ def authenticate(headers: Mapping[str, str], settings: Settings) -> Staff:
         raise UnauthorizedError(f"invalid token: {error}") from error
     groups = claims.get("cognito:groups") or []
     roles = frozenset(Role(g) for g in groups if g in Role._value2member_map_)
-    return Staff(username=str(claims.get("cognito:username") or claims.get("username") or claims["sub"]), roles=roles)
+    username = str(claims.get("cognito:username") or claims.get("username") or claims["sub"])
+    return Staff(username=username, roles=roles), float(claims["exp"])
 
 
 @functools.cache
