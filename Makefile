@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)  ## create .venv and install everything
 
 run: $(STAMP)  ## the system locally: embedded PostgreSQL, migrations, chalice local on :8000
-	$(BIN)/python scripts/run_local.py
+	$(BIN)/python -m devstack
 
 test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
 	$(BIN)/pytest
