@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
-.PHONY: help install run test lint format typecheck squawk check package readme-diagram \
+.PHONY: help install run demo test lint format typecheck squawk check package deploy-dry-run readme-diagram \
         migrate-plan migrate-apply migrate-verify clean
 
 help:  ## list the targets
@@ -18,8 +18,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)  ## create .venv and install everything
 
-run: $(STAMP)  ## the system locally: embedded PostgreSQL, migrations, chalice local on :8000
+run: $(STAMP)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on :8000
 	$(BIN)/python -m devstack
+
+demo: $(STAMP)  ## against a running `make run`: one registration from sign-up to customer_created
+	$(BIN)/python -m devstack.demo
 
 test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
 	$(BIN)/pytest
@@ -40,9 +43,11 @@ squawk: $(STAMP)  ## lint migrations/ for locking hazards
 
 check: lint typecheck squawk test  ## every check CI makes
 
-package: $(STAMP)  ## the deployment package and CloudFormation template in build/
-	rm -rf build/package
-	$(BIN)/chalice package --stage $${STAGE:-dev} build/package
+package: $(STAMP)  ## build/package: chalice package + merge template, bytecode in the zip, cfn-lint (STAGE=dev)
+	$(BIN)/python scripts/package.py --stage $${STAGE:-dev} --out build/package
+
+deploy-dry-run: $(STAMP)  ## print the pipeline's commands: package, CloudFormation deploy, migrate gate (STAGE=dev)
+	PYTHON=$(BIN)/python scripts/deploy --dry-run --stage $${STAGE:-dev}
 
 readme-diagram: $(STAMP)  ## regenerate README.md's state diagram from the transition table
 	$(BIN)/python scripts/readme_diagram.py

@@ -16,6 +16,7 @@
 Ctrl-C (or SIGTERM) stops everything, the API server's process group included.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -254,11 +255,9 @@ def stop_process_group(process: "subprocess.Popen[bytes]", timeout_s: float = 10
             process.wait(timeout=timeout_s / 2)
         except subprocess.TimeoutExpired:
             continue
-        # The reloader's worker may outlive its parent by a moment: make sure the group is gone.
-        try:
+        # A child of chalice local may outlive it by a moment: make sure the group is gone.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return
 
 
