@@ -35,7 +35,8 @@ from typing import Any
 from devstack import poller
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / ".local"
+# Where the embedded server's data and the local keys live (tests point it elsewhere).
+LOCAL = Path(os.environ.get("DEVSTACK_DIR") or ROOT / ".local")
 HOST = "127.0.0.1"
 REGION = "ap-southeast-3"
 QUEUE, DEAD_LETTER_QUEUE = "create-customer", "create-customer-dlq"
