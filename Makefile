@@ -43,7 +43,7 @@ format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy --strict on chalicelib and app.py
+typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py and devstack
 	$(BIN)/mypy
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards

