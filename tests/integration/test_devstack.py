@@ -178,3 +178,17 @@ def test_the_stack_serves_the_demo_and_stops_on_sigint(migrated_db: str, tmp_pat
     assert process.returncode == 0, rest
     for port in (ports.api, ports.sqs, ports.whatsapp):
         assert not stack.port_taken(stack.HOST, port), f"{port} still listens after the stack stopped"
+
+
+def test_a_schema_that_does_not_match_the_code_stops_the_start_with_the_report(
+    migrated_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE customer_registrations DROP CONSTRAINT valid_status")
+    with pytest.raises(stack.StartError, match="does not match the code"):
+        stack.migrate(migrated_db)
+    report = json.loads(capsys.readouterr().err)
+    assert report["ok"] is False
+    assert "check_missing" in [drift["kind"] for drift in report["drift"]]
