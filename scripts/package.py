@@ -16,6 +16,7 @@ import argparse
 import compileall
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def compile_zip(path: Path, runtime_name: str) -> int:
             workers=0,
             stripdir=str(task),
             prependdir="/var/task",  # where Lambda unpacks the code: tracebacks name the real paths
-            invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
         own = ["app.py", *(str(p.relative_to(task)) for p in (task / "chalicelib").rglob("*.py"))]
         missing = [name for name in own if not _pyc_for(task, name).exists()]
