@@ -2,25 +2,36 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+REQUIREMENTS := requirements.txt requirements-run.txt requirements-dev.txt
+STAMP  := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12)
+# `make run` and `make demo` need less than the checks: a fresh clone starts sooner.
+RUN_STAMP := $(VENV)/.run-installed-$(shell cat requirements.txt requirements-run.txt | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
-.PHONY: help install run test faults soak lint format typecheck squawk check package readme-diagram \
-        migrate-plan migrate-apply migrate-verify bench bench-smoke clean
+.PHONY: help install run demo test faults soak lint format typecheck squawk check package deploy-dry-run \
+        readme-diagram migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-* $(VENV)/.run-installed-* && touch $@ $(RUN_STAMP)
+
+$(RUN_STAMP): requirements.txt requirements-run.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-run.txt
+	rm -f $(VENV)/.run-installed-* && touch $@
 
 install: $(STAMP)  ## create .venv and install everything
 
-run: $(STAMP)  ## the system locally: embedded PostgreSQL, migrations, chalice local on :8000
-	$(BIN)/python scripts/run_local.py
+run: $(RUN_STAMP)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on :8000
+	$(BIN)/python -m devstack
+
+demo: $(RUN_STAMP)  ## against a running `make run`: one registration from sign-up to customer_created
+	$(BIN)/python -m devstack.demo
 
 test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
 	$(BIN)/pytest -n 4
@@ -39,7 +50,7 @@ format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy --strict on chalicelib and app.py
+typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py and devstack
 	$(BIN)/mypy
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards
@@ -47,9 +58,11 @@ squawk: $(STAMP)  ## lint migrations/ for locking hazards
 
 check: lint typecheck squawk test  ## every check CI makes
 
-package: $(STAMP)  ## the deployment package and CloudFormation template in build/
-	rm -rf build/package
-	$(BIN)/chalice package --stage $${STAGE:-dev} build/package
+package: $(STAMP)  ## build/package: chalice package + merge template, bytecode in the zip, cfn-lint (STAGE=dev)
+	$(BIN)/python scripts/package.py --stage $${STAGE:-dev} --out build/package
+
+deploy-dry-run: $(RUN_STAMP)  ## print the pipeline's commands: package, CloudFormation deploy, migrate gate (STAGE=dev)
+	PYTHON=$(BIN)/python scripts/deploy --dry-run --stage $${STAGE:-dev}
 
 $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt

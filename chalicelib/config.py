@@ -38,6 +38,9 @@ class Settings:
     whatsapp_phone_number_id: str | None = None
     whatsapp_token: str | None = None
     whatsapp_timeout_s: float = 5.0
+    # In AWS: a Secrets Manager secret (JSON) holding WHATSAPP_TOKEN and OTP_HASH_KEY,
+    # read at first use (``chalicelib.app_secret``); the environment wins where set.
+    app_secret_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -63,6 +66,7 @@ class Settings:
                 whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
                 whatsapp_token=env.get("WHATSAPP_TOKEN") or None,
                 whatsapp_timeout_s=float(env.get("WHATSAPP_TIMEOUT_S", "5")),
+                app_secret_arn=env.get("APP_SECRET_ARN") or None,
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed setting: {error}") from error
@@ -70,5 +74,11 @@ class Settings:
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """The process's settings, read from ``os.environ`` on first use."""
-    return Settings.from_env(os.environ)
+    """The process's settings, read from ``os.environ`` (and the app secret, when named) on first use.
+
+    Raises ``ServiceUnavailableError`` when the app secret cannot be read; nothing is
+    cached then, so the next call tries again.
+    """
+    from chalicelib.app_secret import with_app_secret
+
+    return with_app_secret(Settings.from_env(os.environ))

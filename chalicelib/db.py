@@ -60,6 +60,11 @@ def _secret(arn: str, client: Callable[[], Any]) -> dict[str, Any]:
     return secret
 
 
+def read_secret(arn: str, client: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """The JSON secret at ``arn``, cached per container (``SECRET_TTL_S``); raises ``ServiceUnavailableError``."""
+    return _secret(arn, client or _default_secrets_client)
+
+
 def forget_secrets() -> None:
     """Drop cached credentials, e.g. after a connection attempt failed."""
     _secrets.clear()

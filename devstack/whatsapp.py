@@ -3,7 +3,8 @@
 It answers ``POST /<version>/<phone number id>/messages`` like the Cloud API does:
 it checks the Bearer token and the body's shape (HTTP 400 with the Graph error JSON
 when wrong) and answers success with a fresh ``wamid``.  Tests script the next
-answers (``FakeWhatsApp.queue``) and read what it received (``FakeWhatsApp.requests``)::
+answers (``FakeWhatsApp.queue``) and read what it received (``FakeWhatsApp.requests``, or over
+HTTP, ``GET /_messages``: every delivered message, recipients unmasked)::
 
     with FakeWhatsApp() as fake:
         fake.queue(Reply.http(429, retry_after=3), Reply.error(131026), Reply.slow(1.0))
@@ -235,6 +236,18 @@ def _handler_for(fake: FakeWhatsApp) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up waiting (a scripted slow answer)
 
+        def do_GET(self) -> None:
+            # Not a Cloud API path: how `make demo` (and a developer) reads the messages the sink took.
+            if self.path.split("?")[0] != "/_messages":
+                self.send_error(404)
+                return
+            payload = json.dumps({"messages": [summary(r) for r in fake.delivered]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # requests are recorded, and the CLI prints its own lines
 
@@ -311,18 +324,22 @@ def mask_phone(number: str) -> str:
     return f"+{digits[:5]}****{digits[-4:]}"
 
 
-def _print_message(request: ReceivedRequest) -> None:
+def summary(request: ReceivedRequest, *, masked: bool = False) -> dict[str, Any]:
+    """One delivered message as the sink shows it (``GET /_messages``, and the CLI's lines, masked)."""
     template = request.body.get("template", {})
-    line = {
+    return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(request.received_at)),
-        "to": mask_phone(request.body["to"]),
+        "to": mask_phone(request.body["to"]) if masked else request.body["to"],
         "template": template.get("name"),
         "language": template.get("language", {}).get("code"),
         # Kept on purpose: locally this sink is how a developer reads an OTP.
         "components": template.get("components", []),
         "message_id": request.message_id,
     }
-    print(json.dumps(line), flush=True)
+
+
+def _print_message(request: ReceivedRequest) -> None:
+    print(json.dumps(summary(request, masked=True)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,7 @@ class Container:
         import app
 
         self.app = app
-        self.client = Client(app.app)
+        self.client = Client(app.app, stage_name="local")
         self.db = psycopg.connect(self.url, autocommit=True)
         return self
 

@@ -67,7 +67,7 @@ def api(own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         monkeypatch.delenv(name, raising=False)
     config.settings.cache_clear()
     app_module.database.reset()
-    with Client(app_module.app) as client:
+    with Client(app_module.app, stage_name="local") as client:
         yield client, url
     app_module.database.reset()
     config.settings.cache_clear()

@@ -130,7 +130,7 @@ def test_sqs_down_then_back_queues_each_customer_once_and_changes_nothing_meanwh
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     config.settings.cache_clear()
     app_module.database.reset()
-    with Client(app_module.app) as client:
+    with Client(app_module.app, stage_name="local") as client:
         body = {"name": f"Home {uuid.uuid4().hex[:6]}", "speed_mbps": 30, "monthly_price_idr": 250_000}
         package = post(client, "/packages", body, token("admin")).json_body
         registrations = [register(client, package)["id"] for _ in range(6)]

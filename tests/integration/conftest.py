@@ -19,7 +19,7 @@ def client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     config.settings.cache_clear()
     app_module.database.reset()
-    with Client(app_module.app) as test_client:
+    with Client(app_module.app, stage_name="local") as test_client:
         yield test_client
     app_module.database.reset()
     config.settings.cache_clear()

@@ -43,7 +43,7 @@ def api(aws: None, migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     _forget_container_state()
-    with Client(app_module.app) as test_client:
+    with Client(app_module.app, stage_name="local") as test_client:
         yield test_client
     _forget_container_state()
 

@@ -1,29 +1,56 @@
-"""The deployment package carries the migrations, and the packaged ``migrate`` finds them."""
+"""`make package` (scripts/package.py): the zip carries the migrations and bytecode, the template what AWS needs.
 
+Each stage is packaged once per test run, by whichever xdist worker comes first (under
+a file lock; the others reuse its output).
+"""
+
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import MIGRATIONS, ROOT
 
+RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
+FUNCTIONS = ("APIHandler", "CustomerWorker", "SendNotifications", "Migrate")
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The base temp's parent is shared by the run's xdist workers.
+    shared = tmp_path_factory.getbasetemp().parent
+    out, done = shared / f"package-{request.param}", shared / f"package-{request.param}.done"
+    env = {**os.environ, "AWS_DEFAULT_REGION": "ap-southeast-3"}
+    with (shared / "package.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            command = [sys.executable, "scripts/package.py", "--stage", request.param, "--out", str(out)]
+            result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, result.stdout + result.stderr
+            done.touch()
+    return out
+
 
 @pytest.fixture(scope="module")
-def deployment_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("package") / "out"
-    env = {**os.environ, "AWS_DEFAULT_REGION": "ap-southeast-3"}
-    chalice = Path(sys.executable).parent / "chalice"
-    subprocess.run([str(chalice), "package", "--stage", "dev", str(out)], cwd=ROOT, env=env, check=True, timeout=600)
-    return out / "deployment.zip"
+def template(package: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((package / "sam.json").read_text())
+    return loaded
+
+
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"]
+    return found
 
 
 @pytest.mark.slow
-def test_every_migration_is_in_the_zip_byte_for_byte(deployment_zip: Path) -> None:
-    with zipfile.ZipFile(deployment_zip) as archive:
+def test_every_migration_is_in_the_zip_byte_for_byte(package: Path) -> None:
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
         packaged = {
             Path(name).name: archive.read(name) for name in archive.namelist() if name.startswith("migrations/")
         }
@@ -33,10 +60,40 @@ def test_every_migration_is_in_the_zip_byte_for_byte(deployment_zip: Path) -> No
 
 
 @pytest.mark.slow
-def test_packaged_migrate_verifies_a_database(deployment_zip: Path, migrated_db: str, tmp_path: Path) -> None:
+def test_the_zip_ships_unchecked_hash_bytecode_for_the_runtime(package: Path) -> None:
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        names = set(archive.namelist())
+        own = [n for n in names if n == "app.py" or (n.startswith("chalicelib/") and n.endswith(".py"))]
+        expected = {str(Path(n).parent / "__pycache__" / f"{Path(n).stem}.{tag}.pyc").removeprefix("./") for n in own}
+        assert expected <= names, sorted(expected - names)
+        pycs = [n for n in names if n.endswith(".pyc")]
+        assert all(f".{tag}.pyc" in n for n in pycs)
+        assert any(n.startswith("pydantic/") for n in pycs), "the dependencies are compiled too"
+        # PEP 552 flags: 0b01 = hash-based, source not checked.
+        assert {int.from_bytes(archive.read(n)[4:8], "little") for n in pycs} == {1}
+
+
+@pytest.mark.slow
+def test_the_runtime_imports_the_bytecode_not_the_source(package: Path, tmp_path: Path) -> None:
+    task = tmp_path / "task"
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        archive.extractall(task)
+    # Were the source read, this line would fail the import.
+    with (task / "chalicelib" / "statuses.py").open("a") as source:
+        source.write("\nraise SystemExit('the source was compiled at import time')\n")
+    probe = "import chalicelib.statuses as s; print(s.__cached__)"
+    result = subprocess.run(
+        [sys.executable, "-B", "-S", "-c", probe], cwd=task, env={"PATH": os.environ["PATH"]}, capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_packaged_migrate_verifies_a_database(package: Path, migrated_db: str, tmp_path: Path) -> None:
     """Unzipped as Lambda unzips it, no site-packages, no project around it: the handler finds its SQL."""
     task = tmp_path / "task"
-    with zipfile.ZipFile(deployment_zip) as archive:
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
         archive.extractall(task)
     handler = "import json, app; print(json.dumps(app.migrate({'action': 'verify'}, None)))"
     env = {"PATH": os.environ["PATH"], "DATABASE_URL": migrated_db}
@@ -47,3 +104,99 @@ def test_packaged_migrate_verifies_a_database(deployment_zip: Path, migrated_db:
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert len(report["already_applied"]) == len(list(MIGRATIONS.glob("*.sql")))
+
+
+@pytest.mark.slow
+def test_cfn_lint_accepts_the_template(package: Path) -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(package / "sam.json")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.slow
+def test_the_queue_has_a_dead_letter_queue_and_outlasts_the_worker(template: dict[str, Any]) -> None:
+    found = resources(template)
+    queue = found["CustomerQueue"]["Properties"]
+    assert found["CustomerDeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CustomerDeadLetterQueue", "Arn"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
+    assert queue["VisibilityTimeout"] >= 6 * found["CustomerWorker"]["Properties"]["Timeout"]
+
+
+@pytest.mark.slow
+def test_the_worker_reads_that_queue_with_partial_batch_responses(template: dict[str, Any]) -> None:
+    found = resources(template)
+    worker = found["CustomerWorker"]
+    [source] = worker["Properties"]["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # chalice names the queue by name in an ARN; it must be the queue the template creates.
+    assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":" + found["CustomerQueue"]["Properties"]["QueueName"])
+    assert {"CustomerQueue", "CustomerWorkerQueuePolicy"} <= set(worker["DependsOn"])
+    [statement] = found["CustomerWorkerQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert set(statement["Action"]) >= {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    assert statement["Resource"] == {"Fn::GetAtt": ["CustomerQueue", "Arn"]}
+    assert found["CustomerWorkerQueuePolicy"]["Properties"]["Roles"] == [{"Ref": "CustomerWorkerRole"}]
+
+
+@pytest.mark.slow
+def test_the_api_may_only_send_to_the_queue_and_knows_its_url(template: dict[str, Any]) -> None:
+    found = resources(template)
+    [statement] = found["ApiHandlerQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("sqs:SendMessage", {"Fn::GetAtt": ["CustomerQueue", "Arn"]})
+    assert found["ApiHandlerQueuePolicy"]["Properties"]["Roles"] == [{"Ref": "ApiHandlerRole"}]
+    variables = found["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["CUSTOMER_QUEUE_URL"] == {"Ref": "CustomerQueue"}
+
+
+@pytest.mark.slow
+def test_the_sender_runs_every_minute(template: dict[str, Any]) -> None:
+    [event] = resources(template)["SendNotifications"]["Properties"]["Events"].values()
+    assert event == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+
+
+@pytest.mark.slow
+def test_functions_run_in_the_vpc_on_the_runtime_the_bytecode_is_for(template: dict[str, Any]) -> None:
+    found = resources(template)
+    for name in FUNCTIONS:
+        properties = found[name]["Properties"]
+        assert properties["Runtime"] == RUNTIME, name
+        assert properties["VpcConfig"]["SubnetIds"], name
+        assert properties["VpcConfig"]["SecurityGroupIds"], name
+    assert found["Migrate"]["Properties"]["Timeout"] >= 300
+    assert template["Outputs"]["MigrateFunctionName"] == {"Value": {"Ref": "Migrate"}}
+
+
+@pytest.mark.slow
+def test_the_api_is_throttled(template: dict[str, Any]) -> None:
+    [setting] = resources(template)["RestAPI"]["Properties"]["MethodSettings"]
+    assert setting["ThrottlingRateLimit"] > 0
+    assert setting["ThrottlingBurstLimit"] > 0
+    assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
+
+
+@pytest.mark.slow
+def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_app_secret(
+    template: dict[str, Any],
+) -> None:
+    found = resources(template)
+    for name in FUNCTIONS:
+        variables = found[name]["Properties"]["Environment"]["Variables"]
+        assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
+        assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
+        assert ("APP_SECRET_ARN" in variables) == (name != "Migrate"), name
+
+
+@pytest.mark.slow
+def test_roles_grant_nothing_broad(template: dict[str, Any]) -> None:
+    """No wildcard action; a wildcard resource only for the VPC network interface calls Lambda needs."""
+    found = resources(template)
+    roles = [r for r in found.values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == len(FUNCTIONS), "one role per function"
+    for role in roles:
+        for policy in role["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in action for action in actions), statement
+                if statement["Resource"] == "*":
+                    assert all(action.startswith("ec2:") for action in actions), statement

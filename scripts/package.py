@@ -1,0 +1,130 @@
+"""`make package`: the deployment zip and CloudFormation (SAM) template in build/package, checked.
+
+1. ``chalice package --merge-template .chalice/template-merge.json``: chalice's template
+   plus the queue, its dead-letter queue, partial batch responses, the queue policies,
+   throttling and the outputs ``scripts/deploy`` reads;
+2. bytecode in the zip: Lambda's code directory is read-only, so without ``.pyc`` files
+   every cold start compiles every module it imports.  Compiled with this interpreter,
+   which must be the runtime's minor version (chalice takes the runtime from it), as
+   ``unchecked-hash`` pycs (valid whatever the files' times in the zip);
+3. ``cfn-lint`` on the template.
+
+    python scripts/package.py [--stage dev] [--out build/package] [--no-lint]
+"""
+
+import argparse
+import compileall
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MERGE_TEMPLATE = ROOT / ".chalice" / "template-merge.json"
+BIN = Path(sys.executable).parent
+
+
+class PackageError(Exception):
+    """The package cannot be built as promised; the message says why."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/package.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "package")
+    parser.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
+    args = parser.parse_args(argv)
+    try:
+        template = package(args.stage, args.out)
+        compiled = compile_zip(args.out / "deployment.zip", runtime(template))
+        print(f"package: {compiled} modules compiled into {args.out / 'deployment.zip'}", file=sys.stderr)
+        if not args.no_lint:
+            lint(args.out / "sam.json")
+            print(f"package: cfn-lint found nothing in {args.out / 'sam.json'}", file=sys.stderr)
+    except PackageError as error:
+        print(f"package: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def package(stage: str, out: Path) -> dict[str, object]:
+    """Run ``chalice package`` with the merge template into ``out``; the merged template."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "ap-southeast-3")}
+    command = [str(BIN / "chalice"), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE), str(out)]
+    if subprocess.run(command, cwd=ROOT, env=env, check=False).returncode != 0:  # noqa: S603 (our venv's chalice)
+        raise PackageError("chalice package failed")
+    template: dict[str, object] = json.loads((out / "sam.json").read_text())
+    return template
+
+
+def runtime(template: dict[str, object]) -> str:
+    """The one Python runtime the template's functions use (``python3.11``)."""
+    resources = template["Resources"]
+    assert isinstance(resources, dict)
+    runtimes = {r["Properties"]["Runtime"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"}
+    if len(runtimes) != 1:
+        raise PackageError(f"expected one runtime, found {sorted(runtimes)}")
+    return runtimes.pop()
+
+
+def compile_zip(path: Path, runtime_name: str) -> int:
+    """Add ``__pycache__/*.cpython-3XX.pyc`` for every module in the zip at ``path``; how many were compiled.
+
+    Raises ``PackageError`` when this interpreter is not the runtime's version, or
+    when one of the app's own modules does not compile.
+    """
+    here = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if runtime_name != here:
+        raise PackageError(f"the template's runtime is {runtime_name}; compile with that Python, not {here}")
+    with tempfile.TemporaryDirectory(prefix="package-") as scratch:
+        task = Path(scratch) / "task"
+        with zipfile.ZipFile(path) as archive:
+            # Any pyc chalice copied would be for whatever Python built it: replaced by ours.
+            entries = [(i, archive.read(i)) for i in archive.infolist() if not i.filename.endswith(".pyc")]
+            archive.extractall(task)
+        compileall.compile_dir(
+            task,
+            quiet=2,
+            workers=0,
+            stripdir=str(task),
+            prependdir="/var/task",  # where Lambda unpacks the code: tracebacks name the real paths
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        own = ["app.py", *(str(p.relative_to(task)) for p in (task / "chalicelib").rglob("*.py"))]
+        missing = [name for name in own if not _pyc_for(task, name).exists()]
+        if missing:
+            raise PackageError(f"did not compile: {', '.join(missing)}")
+        pycs = sorted(p for p in task.rglob("*.pyc"))
+        rebuilt = path.with_suffix(".tmp")
+        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info, data in entries:
+                archive.writestr(info, data)
+            for pyc in pycs:
+                info = zipfile.ZipInfo(str(pyc.relative_to(task)), date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, pyc.read_bytes())
+        rebuilt.replace(path)
+    return len(pycs)
+
+
+def _pyc_for(root: Path, module: str) -> Path:
+    source = root / module
+    tag = sys.implementation.cache_tag
+    return source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+
+
+def lint(template: Path) -> None:
+    result = subprocess.run([str(BIN / "cfn-lint"), str(template)], check=False)  # noqa: S603 (our venv's cfn-lint)
+    if result.returncode != 0:
+        raise PackageError(f"cfn-lint rejected {template} (see above)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

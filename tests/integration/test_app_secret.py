@@ -1,0 +1,82 @@
+"""WHATSAPP_TOKEN and OTP_HASH_KEY from the secret at APP_SECRET_ARN (moto's Secrets Manager)."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import config, db
+from chalicelib.app_secret import with_app_secret
+from chalicelib.errors import ServiceUnavailableError
+
+
+class CountingSecrets:
+    def __init__(self) -> None:
+        self.client = boto3.client("secretsmanager")
+        self.reads = 0
+
+    def get_secret_value(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.client.get_secret_value(**kwargs)
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSecrets]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-3")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    for name in ("WHATSAPP_TOKEN", "OTP_HASH_KEY", "APP_SECRET_ARN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    db.forget_secrets()
+    config.settings.cache_clear()
+    with mock_aws():
+        yield CountingSecrets()
+    db.forget_secrets()
+    config.settings.cache_clear()
+
+
+def app_secret(secrets: CountingSecrets, **values: str) -> str:
+    return str(secrets.client.create_secret(Name="registration-dev-app", SecretString=json.dumps(values))["ARN"])
+
+
+def test_missing_settings_come_from_the_secret_read_once(secrets: CountingSecrets) -> None:
+    arn = app_secret(secrets, WHATSAPP_TOKEN="wa-token", OTP_HASH_KEY="otp-key")
+    settings = config.Settings(app_secret_arn=arn)
+    first = with_app_secret(settings, lambda: secrets)
+    second = with_app_secret(settings, lambda: secrets)
+    assert (first.whatsapp_token, first.otp_hash_key) == ("wa-token", "otp-key")
+    assert second == first
+    assert secrets.reads == 1, "cached per container"
+
+
+def test_the_environment_wins_and_then_nothing_is_read(secrets: CountingSecrets) -> None:
+    arn = app_secret(secrets, WHATSAPP_TOKEN="wa-token", OTP_HASH_KEY="otp-key")
+    settings = config.Settings(app_secret_arn=arn, whatsapp_token="from-env", otp_hash_key="env-key")
+    assert with_app_secret(settings, lambda: secrets) == settings
+    assert secrets.reads == 0
+
+
+def test_one_setting_from_the_environment_the_other_from_the_secret(secrets: CountingSecrets) -> None:
+    arn = app_secret(secrets, WHATSAPP_TOKEN="wa-token", OTP_HASH_KEY="otp-key")
+    resolved = with_app_secret(config.Settings(app_secret_arn=arn, whatsapp_token="from-env"), lambda: secrets)
+    assert (resolved.whatsapp_token, resolved.otp_hash_key) == ("from-env", "otp-key")
+
+
+def test_without_an_arn_nothing_is_read(secrets: CountingSecrets) -> None:
+    assert with_app_secret(config.Settings(), lambda: secrets) == config.Settings()
+    assert secrets.reads == 0
+
+
+def test_an_unreadable_secret_is_503_and_is_not_cached(
+    secrets: CountingSecrets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = "arn:aws:secretsmanager:ap-southeast-3:123456789012:secret:registration-dev-app-AbCdEf"
+    monkeypatch.setenv("APP_SECRET_ARN", arn)
+    with pytest.raises(ServiceUnavailableError):
+        config.settings()
+    created = app_secret(secrets, WHATSAPP_TOKEN="wa-token", OTP_HASH_KEY="otp-key")
+    monkeypatch.setenv("APP_SECRET_ARN", created)
+    assert config.settings().otp_hash_key == "otp-key", "the next call tries again"

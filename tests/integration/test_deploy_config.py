@@ -1,0 +1,66 @@
+""".chalice/config.json and the policy files: each stage's functions may read exactly their stage's secrets."""
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHALICE = ROOT / ".chalice"
+CONFIG = json.loads((CHALICE / "config.json").read_text())
+DEPLOYED = ["dev", "prod"]
+LOGICAL_ID = {
+    "api_handler": "APIHandler",
+    "customer_worker": "CustomerWorker",
+    "send_notifications": "SendNotifications",
+    "migrate": "Migrate",
+}
+
+
+def statements(stage: str, function: str) -> dict[str, Any]:
+    path = CHALICE / CONFIG["stages"][stage]["lambda_functions"][function]["iam_policy_file"]
+    return {s["Sid"]: s for s in json.loads(path.read_text())["Statement"]}
+
+
+def test_policies_are_written_by_hand() -> None:
+    assert CONFIG["autogen_policy"] is False
+
+
+@pytest.mark.parametrize("stage", DEPLOYED)
+@pytest.mark.parametrize("function", LOGICAL_ID)
+def test_each_function_reads_its_stages_secrets_and_no_other(stage: str, function: str) -> None:
+    settings = CONFIG["stages"][stage]
+    own = settings["lambda_functions"][function].get("environment_variables", {})
+    expected = [settings["environment_variables"]["DB_SECRET_ARN"]] + ([own["APP_SECRET_ARN"]] if own else [])
+    granted = statements(stage, function)["ReadSecrets"]
+    assert granted["Action"] == "secretsmanager:GetSecretValue"
+    # Secrets Manager appends six random characters to a secret's name in its ARN.
+    assert granted["Resource"] == [arn + "-??????" for arn in expected]
+
+
+@pytest.mark.parametrize("stage", DEPLOYED)
+@pytest.mark.parametrize("function", LOGICAL_ID)
+def test_each_function_writes_only_its_own_log_groups(stage: str, function: str) -> None:
+    # scripts/deploy names the stack registration-backend-<stage>; CloudFormation names
+    # each function <stack>-<logical id>-<suffix>.
+    group = f"log-group:/aws/lambda/registration-backend-{stage}-{LOGICAL_ID[function]}-*"
+    assert all(group in resource for resource in statements(stage, function)["Logs"]["Resource"])
+
+
+@pytest.mark.parametrize("stage", DEPLOYED)
+def test_stages_have_their_environment_and_a_vpc(stage: str) -> None:
+    settings = CONFIG["stages"][stage]
+    env = settings["environment_variables"]
+    assert {"DB_SECRET_ARN", "WHATSAPP_API_URL", "WHATSAPP_PHONE_NUMBER_ID", "AUTH_JWKS_URL", "AUTH_ISSUER"} <= set(env)
+    assert env["WHATSAPP_API_URL"].startswith("https://graph.facebook.com/v")
+    assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(env)
+    assert all(s.startswith("subnet-") for s in settings["subnet_ids"])
+    assert all(g.startswith("sg-") for g in settings["security_group_ids"])
+    assert settings["lambda_functions"]["migrate"]["lambda_timeout"] >= 300
+
+
+def test_the_local_stage_sets_nothing_from_aws() -> None:
+    """`chalice local` and the test client use it: the environment the stack or test sets wins."""
+    assert CONFIG["stages"]["local"]["environment_variables"] == {}
+    assert set(CONFIG["environment_variables"]) <= {"MIGRATE_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT"}
