@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.run-installed-$(shell cat requirements.txt requirements-ru
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
-.PHONY: help install run demo test faults soak lint format typecheck squawk check package deploy-dry-run \
+.PHONY: help install run demo test faults fuzz soak lint format typecheck squawk check package deploy-dry-run \
         readme-diagram migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list the targets
@@ -38,6 +38,9 @@ test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABAS
 
 faults: $(STAMP)  ## only the fault-injection tests (database stopped, SQS down, worker killed, WhatsApp failing, migrations)
 	$(BIN)/pytest -m faults
+
+fuzz: $(STAMP)  ## schemathesis on every operation of /openapi.json, good and bad tokens (FUZZ_URL: a running stack)
+	$(BIN)/python -m devstack.fuzz
 
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}

@@ -234,14 +234,15 @@ class WorkerLoop(threading.Thread):
 
 
 def start_api(env: Mapping[str, str], port: int) -> "subprocess.Popen[bytes]":
-    """``chalice local`` in its own process group, so that Ctrl-C reaches it only through ``stop_process_group``.
+    """``chalice local`` (``devstack.api``: one request at a time, like one Lambda container) in its own
+    process group, so that Ctrl-C reaches it only through ``stop_process_group``.
 
-    Without the reloader: it watches every file under the project, ``.local/pgdata`` included,
-    and restarts the server while PostgreSQL writes.  Restart `make run` after changing code.
+    Without a reloader: chalice's watches every file under the project, ``.local/pgdata``
+    included, and restarts the server while PostgreSQL writes.  Restart `make run` after
+    changing code.
     """
-    chalice = Path(sys.executable).parent / "chalice"
-    command = [str(chalice), "local", "--no-autoreload", "--stage", "local", "--host", HOST, "--port", str(port)]
-    return subprocess.Popen(command, cwd=ROOT, env=dict(env), start_new_session=True)  # noqa: S603 (our venv's chalice)
+    command = [sys.executable, "-m", "devstack.api", "--stage", "local", "--host", HOST, "--port", str(port)]
+    return subprocess.Popen(command, cwd=ROOT, env=dict(env), start_new_session=True)  # noqa: S603 (our own module)
 
 
 def stop_process_group(process: "subprocess.Popen[bytes]", timeout_s: float = 10.0) -> None:

@@ -1,0 +1,65 @@
+"""``chalice local`` as one warm Lambda container: one request at a time, any method answered by the app.
+
+Two differences from ``chalice local`` itself, both to behave like the deployed API:
+
+- Requests reach the app one at a time.  A Lambda container handles one event at
+  a time and ``app.py`` keeps one database connection per container; chalice's
+  threaded server would run requests concurrently on that one connection, so one
+  request's statements could land inside another's transaction.
+- A method no route declares (``TRACE``, ``QUERY``…) gets the app's 405 in the
+  pinned error shape; Python's ``http.server`` would answer 501 on its own, which
+  is neither what API Gateway says nor a fault of the service.
+
+Usage: ``python -m devstack.api --host 127.0.0.1 --port 8000 --stage local``
+"""
+
+import argparse
+import contextlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from chalice.cli.factory import CLIFactory
+from chalice.local import ChaliceRequestHandler, LocalDevServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ContainerHandler(ChaliceRequestHandler):
+    """One request in the app at a time; every HTTP method goes to the app (405 for those no route has).
+
+    Connections still get a thread each (keep-alive clients would block a single-threaded
+    server); the lock is what makes the app see one request at a time.
+    """
+
+    _one_at_a_time = threading.Lock()
+
+    def _handle_one(self) -> None:
+        with self._one_at_a_time:
+            self._generic_handle()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _handle_one  # noqa: N815
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._handle_one
+        raise AttributeError(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack.api")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--stage", default="local")
+    args = parser.parse_args(argv)
+    # The factory puts the stage's environment variables into os.environ before importing app.py.
+    factory = CLIFactory(str(ROOT), environ=os.environ)
+    config = factory.create_config_obj(chalice_stage_name=args.stage)
+    server = LocalDevServer(config.chalice_app, config, args.host, args.port, handler_cls=ContainerHandler)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how make run stops us
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
