@@ -192,6 +192,14 @@ def send_notifications(event: Any) -> dict[str, Any]:
     return delivery.send_due(database)
 
 
+@app.schedule("rate(1 day)", name="purge_idempotency_keys")
+def purge_idempotency_keys(event: Any) -> dict[str, int]:
+    """Forget Idempotency-Keys older than a day, so that the table does not grow without end."""
+    from chalicelib import registrations
+
+    return {"purged": database.run(registrations.purge_idempotency_keys)}
+
+
 def _notify(outbox_ids: list[uuid.UUID]) -> None:
     from chalicelib import delivery
 

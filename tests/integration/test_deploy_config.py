@@ -15,6 +15,7 @@ LOGICAL_ID = {
     "customer_worker": "CustomerWorker",
     "send_notifications": "SendNotifications",
     "migrate": "Migrate",
+    "purge_idempotency_keys": "PurgeIdempotencyKeys",
 }
 
 

@@ -217,6 +217,6 @@ def test_keys_are_forgotten_after_a_day(client: Client, package: dict[str, Any],
     key = {"Idempotency-Key": "old-key"}
     assert post(client, "/registrations", registration_body(package), key).status_code == 201
     rows(migrated_db, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
-    with psycopg.connect(migrated_db, autocommit=True) as conn:
-        assert registrations.purge_idempotency_keys(conn) == 1
+    event = client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    assert client.lambda_.invoke("purge_idempotency_keys", event).payload == {"purged": 1}
     assert post(client, "/registrations", registration_body(package), key).status_code == 201
