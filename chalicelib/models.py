@@ -42,13 +42,16 @@ def _indonesian_mobile(value: str) -> str:
 
 
 def _text(max_length: int, min_length: int = 1) -> type[str]:
+    # Stored exactly as sent (no stripping: the documented maxLength is what is checked);
+    # required text must hold more than whitespace.
+    pattern = r"\S" if min_length else None
     return Annotated[  # type: ignore[return-value]
-        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_no_nul)
+        str, Field(min_length=min_length, max_length=max_length, pattern=pattern), AfterValidator(_no_nul)
     ]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class RegistrationIn(_Body):
@@ -99,7 +102,7 @@ _QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 class ListQuery(BaseModel):
     """``GET /registrations`` query parameters (strings from the URL, hence not strict)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: RegistrationStatus | None = None
     city: Annotated[str, Field(max_length=100), AfterValidator(_no_nul)] | None = None

@@ -47,6 +47,7 @@ def test_register_normalises_the_phone_and_starts_pending(client: Client, packag
         ({"email": "not-an-address"}, 400),
         ({"full_name": "a\u0000b"}, 400),
         ({"full_name": "x" * 201}, 400),
+        ({"full_name": " \t\f "}, 400),  # required text holds more than whitespace
         ({"package_id": "not-a-uuid"}, 400),
         ({"package_id": str(uuid.uuid4())}, 400),
     ],
@@ -67,7 +68,7 @@ def test_bodies_that_are_not_a_registration(client: Client, raw: str, status: in
 
 
 def test_text_is_stored_exactly(client: Client, package: dict[str, Any]) -> None:
-    name = "Dewi 'Ayu' \"Lestari\" 🌺 ดาว"
+    name = " Dewi 'Ayu' \"Lestari\" 🌺 ดาว\t"
     assert register(client, package, full_name=name)["full_name"] == name
 
 
