@@ -97,7 +97,8 @@ PRICE_PER_M_REQUESTS = 0.20
 def cost_on_paper(results: dict[str, Any]) -> dict[str, Any]:
     """Lambda GB-seconds and requests per 1,000,000 registrations, from the measured medians."""
     config = json.loads((_support.ROOT / ".chalice" / "config.json").read_text())
-    default_mb = int(config.get("lambda_memory_size", 128))
+    default_mb = _memory_mb(config, "api_handler")
+    worker_mb = _memory_mb(config, "customer_worker")
     requests = results.get("request_cost", {})
     work = results.get("worker", {})
     cold = results.get("cold_start", {}).get("source", {})
@@ -115,7 +116,7 @@ def cost_on_paper(results: dict[str, Any]) -> dict[str, Any]:
         ("verify, schedule-survey, complete-survey, approve", 4, move_ms, move_db, default_mb),
         ("create-customer (+ SQS SendMessage, est. as a transition + 20 ms)", 1, move_ms + 20, move_db, default_mb),
         ("staff reads (list, detail)", STAFF_READS, read_ms, read_db, default_mb),
-        ("customer_worker, 1 record per batch (+ welcome to WhatsApp)", 1, worker_ms + WHATSAPP_MS, worker_ms, 128),
+        ("customer_worker, 1 record a batch (+ welcome to WhatsApp)", 1, worker_ms + WHATSAPP_MS, worker_ms, worker_mb),
     ]
     cold_way = next((w for w in ("zip_compiled", "zip_as_built", "source") if w in results.get("cold_start", {})), "")
     cold = results.get("cold_start", {}).get(cold_way, {})
@@ -136,7 +137,7 @@ def cost_on_paper(results: dict[str, Any]) -> dict[str, Any]:
     # container holds a database connection only then (not while it waits for WhatsApp).
     db_share = total_db_ms / total_ms if total_ms else 1.0
     return {
-        "memory_mb": {"api and worker (chalice default)": default_mb, "migrate": _migrate_mb(config)},
+        "memory_mb": {"api": default_mb, "customer_worker": worker_mb, "migrate": _memory_mb(config, "migrate")},
         "rows": rows,
         "cold_starts": {"fraction": COLD_FRACTION, "init_plus_first_ms": cold_ms, "way": cold_way, "gb_s": cold_gb_s},
         "total_requests": total_requests,
@@ -155,8 +156,10 @@ def cost_on_paper(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _migrate_mb(config: dict[str, Any]) -> int:
-    return int(config.get("lambda_functions", {}).get("migrate", {}).get("lambda_memory_size", 128))
+def _memory_mb(config: dict[str, Any], function: str) -> int:
+    """The prod stage's memory for ``function`` (.chalice/config.json), else the top level's, else Lambda's 128."""
+    prod = config.get("stages", {}).get("prod", {}).get("lambda_functions", {}).get(function, {})
+    return int(prod.get("lambda_memory_size") or config.get("lambda_memory_size", 128))
 
 
 # Rendering ---------------------------------------------------------------------------------

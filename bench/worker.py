@@ -24,6 +24,7 @@ if __package__ in (None, ""):
 import psycopg
 
 from bench import _support
+from bench.request_cost import _quiet_logs
 from chalicelib.messages import CreateCustomer
 
 TARGET_ROUND_TRIPS = 2
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     results = {}
     for name, make_handler in (("one_statement_worker", _worker_handler), ("separate_statements", _naive_handler)):
-        with _support.database(server) as url:
+        with _support.database(server) as url, _quiet_logs():
             handler, conn = make_handler(url)
             ids = _support.seed_registrations(url, args.records, "approved")
             started = time.perf_counter()
