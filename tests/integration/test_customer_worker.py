@@ -15,12 +15,13 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from bench._support import count_round_trips
 from chalicelib import config, customers, sqs
 from chalicelib.runtime import Database
 from chalicelib.statuses import RegistrationStatus
 from tests import sqs_events
 from tests.integration.api import OTP_KEY, SECRET, force_status, post, register, token
-from tests.worker_fixtures import count_round_trips, deliver_in_process
+from tests.worker_fixtures import deliver_in_process
 
 WORKER_LOG = "chalicelib.customers"
 
