@@ -151,12 +151,8 @@ def act_on_registration(registration_id: str, action: str) -> Any:
         raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
     model = registrations.BODY_BY_ACTION[known[action]]
     body = None if model is None else _body(model)
-    staff = _staff() if _request().headers.get("authorization") else None
-    code = getattr(body, "code", None)
-    if staff is None and known[action] is Action.VERIFY and code is not None:
-        key = settings().otp_hash_key
-        return database.run(lambda conn: verification.verify_with_code(conn, registration_id, code, key))
-    return database.run(lambda conn: registrations.act(conn, registration_id, known[action], staff, body))
+    staff, key = _staff() if _request().headers.get("authorization") else None, settings().otp_hash_key
+    return database.run(lambda conn: verification.perform(conn, registration_id, known[action], staff, body, key))
 
 
 def _request_customer(registration_id: str) -> Response:
