@@ -1,41 +1,13 @@
 """WHATSAPP_TOKEN and OTP_HASH_KEY from the secret at APP_SECRET_ARN (moto's Secrets Manager)."""
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from chalicelib import config, db
+from chalicelib import config
 from chalicelib.app_secret import with_app_secret
 from chalicelib.errors import ServiceUnavailableError
-
-
-class CountingSecrets:
-    def __init__(self) -> None:
-        self.client = boto3.client("secretsmanager")
-        self.reads = 0
-
-    def get_secret_value(self, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self.client.get_secret_value(**kwargs)
-
-
-@pytest.fixture
-def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSecrets]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-3")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    for name in ("WHATSAPP_TOKEN", "OTP_HASH_KEY", "APP_SECRET_ARN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    db.forget_secrets()
-    config.settings.cache_clear()
-    with mock_aws():
-        yield CountingSecrets()
-    db.forget_secrets()
-    config.settings.cache_clear()
+from tests.integration.conftest import CountingSecrets
 
 
 def app_secret(secrets: CountingSecrets, **values: str) -> str:

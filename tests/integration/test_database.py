@@ -1,43 +1,16 @@
 """One connection per container: reused, re-opened after a failure, credentials from a cached RDS secret."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
 from chalicelib import config, db
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.runtime import Database
-
-
-class CountingSecrets:
-    """Secrets Manager (moto) that counts GetSecretValue calls."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client("secretsmanager")
-        self.reads = 0
-
-    def get_secret_value(self, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self.client.get_secret_value(**kwargs)
-
-
-@pytest.fixture
-def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSecrets]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-3")
-    for name in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    db.forget_secrets()
-    config.settings.cache_clear()
-    with mock_aws():
-        yield CountingSecrets()
-    db.forget_secrets()
-    config.settings.cache_clear()
+from tests.integration.conftest import CountingSecrets
 
 
 def rds_secret(url: str, **changes: Any) -> str:
