@@ -55,7 +55,8 @@ def _secret(arn: str, client: Callable[[], Any]) -> dict[str, Any]:
     try:
         secret: dict[str, Any] = json.loads(client().get_secret_value(SecretId=arn)["SecretString"])
     except (BotoCoreError, ClientError) as error:
-        raise ServiceUnavailableError("the database credentials cannot be read; try again") from error
+        # Both the database's secret and the app's (``read_secret``) come through here.
+        raise ServiceUnavailableError("a secret cannot be read from Secrets Manager; try again") from error
     _secrets[arn] = (time.monotonic(), secret)
     return secret
 

@@ -1,7 +1,9 @@
-"""SQL for packages and registrations: bound parameters, one round trip per operation.
+"""SQL for packages, registrations, one-time codes and idempotency keys: bound parameters.
 
 Rows come back as JSON objects built by PostgreSQL (``to_jsonb``), ready for a
-response body.  The only module of the API that imports psycopg.
+response body.  Creating a registration and moving it are one round trip each.
+The data-access modules (this one, ``customer_repository``, ``outbox``) are the
+only ones that touch psycopg.
 """
 
 from typing import TYPE_CHECKING, Any
