@@ -17,7 +17,8 @@ def emf_metrics(line: str) -> dict[str, Any]:
     """The metrics an EMF line carries, after checking it against the format's rules."""
     document = json.loads(line)
     aws = document["_aws"]
-    assert isinstance(aws["Timestamp"], int) and aws["Timestamp"] > 1_600_000_000_000
+    assert isinstance(aws["Timestamp"], int)
+    assert aws["Timestamp"] > 1_600_000_000_000
     found: dict[str, Any] = {}
     for directive in aws["CloudWatchMetrics"]:
         assert directive["Namespace"] == "RegistrationBackend"

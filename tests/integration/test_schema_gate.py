@@ -37,7 +37,7 @@ class ResponseServer:
         received = self.puts
 
         class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_PUT(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 self.send_response(200)
@@ -260,7 +260,7 @@ def test_a_rollback_onto_a_database_ahead_of_the_code_applies_nothing(
     assert rollback["Status"] == "SUCCESS", rollback["Reason"]
     assert "ahead of this code" in rollback["Reason"]
     assert rollback["Data"]["Applied"] == "0"
-    assert history(empty_db) == sorted(V2) + ["004_add_priority.sql"]
+    assert history(empty_db) == [*sorted(V2), "004_add_priority.sql"]
 
 
 def test_a_database_ahead_that_rejects_what_the_code_writes_fails(
