@@ -25,13 +25,14 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support, cold_start, migrations, request_cost, scale, worker
+from bench import _support, cold_start, gate, migrations, request_cost, scale, worker
 
 FULL: dict[str, list[str]] = {
     "cold_start": [],
     "request_cost": [],
     "worker": [],
     "migrations": [],
+    "gate": [],
     "scale": [],
 }
 SMOKE: dict[str, list[str]] = {
@@ -39,6 +40,7 @@ SMOKE: dict[str, list[str]] = {
     "request_cost": ["--requests", "5", "--rows", "50"],
     "worker": ["--records", "20", "--traced-records", "10"],
     "migrations": ["--repeat", "2", "--rows", "2000", "--writer-warmup", "0.05"],
+    "gate": ["--repeat", "2"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
@@ -46,6 +48,7 @@ MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "request_cost": request_cost.main,
     "worker": worker.main,
     "migrations": migrations.main,
+    "gate": gate.main,
     "scale": scale.main,
 }
 
