@@ -324,6 +324,22 @@ def _details(results: dict[str, Any]) -> list[str]:
                 f"{f['writer_statements_during']} | {f['writer_median_before_ms']} |"
             )
         out.append("")
+    gate_figures = results.get("gate", {})
+    if "nothing_pending" in gate_figures:
+        none, one = gate_figures["nothing_pending"], gate_figures["one_file"]
+        out += [
+            "### Schema gate (a CloudFormation custom-resource request to `migrate`, answered by PUT)",
+            "",
+            "| case | median ms | p99 ms | n |",
+            "|---|---|---|---|",
+            f"| nothing pending | {none['median_ms']:.1f} | {none['p99_ms']:.1f} | {none['n']} |",
+            f"| one file to apply | {one['median_ms']:.1f} | {one['p99_ms']:.1f} | {one['n']} |",
+            f"| (apply alone, the same file) | {gate_figures['plain_apply_one_file_median_ms']:.1f} | | |",
+            "",
+            "End to end through the handler: connection, lock, plan, rehearsal, both contracts, apply, verify,",
+            "the PUT to a loopback server; each one-file run on a fresh copy of a migrated database.",
+            "",
+        ]
     big = results.get("scale", {})
     if "plans" in big:
         out += ["### Scale", "", "| request | median ms | p99 ms | n |", "|---|---|---|---|"]
