@@ -118,3 +118,51 @@ def test_a_failure_elsewhere_is_shown_and_is_not_the_gate(tmp_path: Path) -> Non
     result = gate_report(tmp_path, events)
     assert result.returncode == 1
     assert "AlarmTopic CREATE_FAILED: not authorized" in result.stderr
+
+
+def test_a_failed_deploy_prints_the_gates_reason_and_its_log(tmp_path: Path) -> None:
+    """The real path, with an ``aws`` on PATH that answers as a refused gate would (and a no-op package step)."""
+    events = stack_events(
+        stack("UPDATE_IN_PROGRESS", "User Initiated"),
+        event("SchemaMigration", "UPDATE_FAILED", REFUSED, "Custom::SchemaMigration"),
+    )
+    (tmp_path / "events.json").write_text(json.dumps(events))
+    calls = tmp_path / "calls.txt"
+    fake_aws = tmp_path / "bin" / "aws"
+    fake_aws.parent.mkdir()
+    fake_aws.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1 $2" in\n'
+        '  "cloudformation deploy") echo "Failed to create/update the stack" >&2; exit 255 ;;\n'
+        f'  "cloudformation describe-stack-events") cat {tmp_path / "events.json"} ;;\n'
+        '  "cloudformation describe-stack-resource") echo registration-backend-dev-Migrate-AbC123 ;;\n'
+        '  "logs tail") echo \'{"migrate_gate": {"ok": false, "outcome": "refused"}}\' ;;\n'
+        "esac\n"
+    )
+    fake_python = tmp_path / "bin" / "python"
+    fake_python.write_text(
+        f'#!/usr/bin/env bash\n[ "$1" = scripts/package.py ] && exit 0\nexec {sys.executable} "$@"\n'
+    )
+    for script in (fake_aws, fake_python):
+        script.chmod(0o755)
+    path = f"{fake_aws.parent}:{os.environ['PATH']}"
+
+    out = tmp_path / "out"
+    result = deploy(
+        "--stage", "dev", DEPLOY_BUCKET="artifacts-dev", PATH=path, PYTHON=str(fake_python), DEPLOY_OUT=str(out)
+    )
+
+    assert result.returncode == 1
+    assert f"SchemaMigration UPDATE_FAILED: {REFUSED}" in result.stderr
+    assert '{"migrate_gate": {"ok": false, "outcome": "refused"}}' in result.stderr
+    made = calls.read_text().splitlines()
+    assert [line.split()[:2] for line in made] == [
+        ["cloudformation", "package"],
+        ["cloudformation", "deploy"],
+        ["cloudformation", "describe-stack-events"],
+        ["cloudformation", "describe-stack-resource"],
+        ["logs", "tail"],
+    ]
+    assert "/aws/lambda/registration-backend-dev-Migrate-AbC123" in made[-1]
+    assert json.loads((out / "stack-events.json").read_text()) == events
