@@ -89,8 +89,13 @@ def run_gate(
             return _ahead(conn, before, incoming)
         if not before.ok:
             return GateResult(before, "refused")
-        pending = [m for m in files if m.name in set(before.pending)]
         tables = sorted(incoming.tables() | (outgoing.tables() if outgoing else set()))
+        if not before.pending:
+            # Nothing to rehearse, nothing that could narrow the outgoing release: verify.
+            report = runner.verify(conn, files, incoming.enums, action="gate")
+            report.drift.extend(writable_drift(read_catalog(conn, tables), (), incoming.writes))
+            return GateResult(report, "applied" if report.ok else "refused")
+        pending = [m for m in files if m.name in set(before.pending)]
         rehearsal = _rehearse(conn, pending, incoming, outgoing, tables, settings)
         if rehearsal.report.drift:
             rehearsal.report.already_applied = before.already_applied
