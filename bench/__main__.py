@@ -336,8 +336,9 @@ def _details(results: dict[str, Any]) -> list[str]:
             f"| one file to apply | {one['median_ms']:.1f} | {one['p99_ms']:.1f} | {one['n']} |",
             f"| (apply alone, the same file) | {gate_figures['plain_apply_one_file_median_ms']:.1f} | | |",
             "",
-            "End to end through the handler: connection, lock, plan, rehearsal, both contracts, apply, verify,",
-            "the PUT to a loopback server; each one-file run on a fresh copy of a migrated database.",
+            "End to end through the handler: connection, lock, plan, then verify (nothing pending) or the",
+            "rehearsal, both contracts, apply and verify (a file), and the PUT to a loopback server; each",
+            "one-file run on a fresh copy of a migrated database.",
             "",
         ]
     big = results.get("scale", {})

@@ -3,8 +3,8 @@
 Usage: python bench/gate.py [--database-url URL] [--repeat N]
 
 Measured end to end through ``custom_resource.handle``: the connection, the
-advisory lock, the plan, the rehearsal in a rolled-back transaction, both
-contracts, apply, verify, and the PUT of the answer to a loopback HTTP server
+advisory lock, the plan, then verify (nothing pending) or the rehearsal in a
+rolled-back transaction, both contracts, apply and verify (a file), and the PUT of the answer to a loopback HTTP server
 standing in for ``ResponseURL``.  Two cases: a database with nothing pending
 (every release that brings no migration), and one with a file to apply (a new
 column), each on a fresh copy of a migrated database.  For scale: ``apply`` alone
