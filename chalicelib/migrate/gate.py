@@ -9,8 +9,9 @@ that is rolled back, and the schema they would leave is checked against
   plus every column it writes), and
 - the outgoing contract (from ``OldResourceProperties``): every value it writes
   into an enum column is still accepted, every table and column it writes still
-  exists.  Only what the pending files *change* counts: a write the database
-  already rejects before them is not theirs to fix.
+  exists, and no column it does not name became required (NOT NULL, no
+  default).  Only what the pending files *change* counts: a write the
+  database already rejects before them is not theirs to fix.
 
 Expand, then contract: a narrowing migration ships one release after the code
 that stopped needing what it removes.  Files marked ``no-transaction`` cannot be
@@ -126,6 +127,7 @@ def _rehearse(
     result = GateResult(report, "refused")
     live = read_catalog(conn, tables)
     current: MigrationFile | None = None
+    required_before = _required_columns(conn, tables)
     try:
         with conn.transaction(force_rollback=True):
             conn.execute(
@@ -140,6 +142,7 @@ def _rehearse(
                 conn.execute(migration.sql.encode())
                 result.rehearsed.append(migration.name)
             rehearsed = read_catalog(conn, tables)
+            required_after = _required_columns(conn, tables)
     except runner.database_error() as error:
         if current is None:
             raise
@@ -164,6 +167,11 @@ def _rehearse(
     if outgoing is not None:
         already = {d.message for d in writable_drift(live, outgoing.enums, outgoing.writes)}
         narrowed = [d for d in writable_drift(rehearsed, outgoing.enums, outgoing.writes) if d.message not in already]
+        narrowed += [
+            Drift("column_required", f"inserts into {table} fail: {table}.{column} is NOT NULL without a default", None)
+            for table, column in sorted(required_after - required_before)
+            if table in outgoing.writes and column not in outgoing.writes[table]
+        ]
         report.drift[:0] = [
             Drift(
                 "release_must_split",
@@ -174,6 +182,22 @@ def _rehearse(
         ]
         report.checked.append("the rehearsed schema against the outgoing release's contract")
     return result
+
+
+# Columns an INSERT must name: NOT NULL, no default, not identity or generated.
+_REQUIRED = """
+SELECT r.relname::text, a.attname::text
+  FROM pg_attribute a JOIN pg_class r ON r.oid = a.attrelid
+ WHERE r.relnamespace = current_schema()::regnamespace AND r.relname = ANY (%s)
+   AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+   AND a.attidentity = '' AND a.attgenerated = ''
+"""
+
+
+def _required_columns(conn: "psycopg.Connection[Any]", tables: list[str]) -> set[tuple[str, str]]:
+    """(table, column) of every column an INSERT into ``tables`` must name (every table a release writes
+    is one it inserts into)."""
+    return {(row[0], row[1]) for row in conn.execute(_REQUIRED, (tables,)).fetchall()}
 
 
 def _ahead(conn: "psycopg.Connection[Any]", before: Report, incoming: Contract) -> GateResult:

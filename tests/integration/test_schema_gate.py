@@ -164,6 +164,11 @@ NARROWING = {
         thing_contract(["new", "done", "held"], ["status"]),
         "writes to things.note fail",
     ),
+    "required_column_added": (
+        "ALTER TABLE things ADD COLUMN owner text NOT NULL;\n",
+        thing_contract(["new", "done", "held"], ["status", "note", "owner"]),
+        "inserts into things fail: things.owner is NOT NULL without a default",
+    ),
     "column_renamed": (
         "ALTER TABLE things RENAME COLUMN note TO remark;\n",
         thing_contract(["new", "done", "held"], ["status", "remark"]),
