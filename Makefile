@@ -54,7 +54,7 @@ format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py and devstack
+typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py, devstack and tests
 	$(BIN)/mypy
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards
