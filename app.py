@@ -105,13 +105,14 @@ def create_registration() -> Response:
 
 
 @api("/registrations", methods=["GET"])
-def list_registrations() -> Any:
+def list_registrations() -> Response:
     from chalicelib.registrations import service
     from chalicelib.registrations.models import ListQuery
 
     staff = _staff()
     query = ListQuery.model_validate(dict(_request().query_params or {}))
-    return runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
+    page = runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
+    return Response(page, headers={"Content-Type": "application/json"})
 
 
 @api("/registrations/{registration_id}", methods=["GET"])
