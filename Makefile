@@ -45,15 +45,16 @@ fuzz: $(STAMP)  ## schemathesis on every operation of /openapi.json, good and ba
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, and import-linter on the layers of chalicelib (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py and devstack
+typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py, devstack and tests
 	$(BIN)/mypy
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards

@@ -92,7 +92,7 @@ def loaded_database(server_url: str, rows: int) -> Iterator[str]:
         seed_registrations(url, rows, STATUS_MIX, spread_days=730, returning=False)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE customer_registrations")
-        _loaded[key] = conninfo_to_dict(url)["dbname"]
+        _loaded[key] = str(conninfo_to_dict(url)["dbname"])
         atexit.register(forget_loaded)
     name = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:

@@ -139,7 +139,7 @@ def _yoyo_uri(url: str) -> str:
     parts = conninfo_to_dict(url)
     user = urllib.parse.quote(str(parts.get("user", "")), safe="")
     password = urllib.parse.quote(str(parts.get("password", "")), safe="")
-    query = urllib.parse.urlencode({k: parts[k] for k in ("host", "port") if k in parts})
+    query = urllib.parse.urlencode({str(k): str(parts[k]) for k in ("host", "port") if k in parts})
     return f"postgresql+psycopg://{user}:{password}@/{parts['dbname']}?{query}"
 
 

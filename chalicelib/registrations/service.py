@@ -168,10 +168,11 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
     return registration
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: ListQuery) -> Json:
-    """One page, newest first: ``{"items": [...], "next_cursor": str | None}``.
+def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: ListQuery) -> str:
+    """One page, newest first, as JSON text: ``{"items": [...], "next_cursor": str | None}``.
 
-    The cursor is the last row's (created_at, id): pages stay as fast deep in the list
+    The rows are the JSON PostgreSQL built, passed on without decoding them.  The
+    cursor is the last row's (created_at, id): pages stay as fast deep in the list
     as at its head, and rows created meanwhile neither repeat nor vanish.
     """
     require(staff, list(Role))
@@ -189,8 +190,8 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
         },
     )
     page = rows[: query.limit]
-    more = len(rows) > query.limit
-    return {"items": page, "next_cursor": _encode_cursor(page[-1]) if more else None}
+    next_cursor = _encode_cursor(json.loads(page[-1])) if len(rows) > query.limit else None
+    return f'{{"items":[{",".join(page)}],"next_cursor":{json.dumps(next_cursor)}}}'
 
 
 def _encode_cursor(last: Json) -> str:

@@ -1,6 +1,6 @@
 """Fault-injection tests: every test here carries the ``faults`` marker (``make faults`` runs them).
 
-The HTTP API's ``client`` and ``package`` fixtures are the integration tests' own.
+The shared fixtures (``api_client``, ``package``, ...) are in ``tests/conftest.py``.
 """
 
 from collections.abc import Iterator
@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults.own_postgres import OwnPostgres
-from tests.integration.conftest import client, package
-
-__all__ = ["client", "package"]
 
 HERE = Path(__file__).parent
 

@@ -25,7 +25,7 @@ from chalicelib.migrate import run
 from chalicelib.workflow import Action
 from tests.conftest import MIGRATIONS, Databases
 from tests.faults.own_postgres import OwnPostgres
-from tests.integration.api import BODY_BY_ACTION, JSON, OTP_KEY, SECRET, post, token
+from tests.support.api import BODY_BY_ACTION, JSON, OTP_KEY, SECRET, post, token
 from tests.support.runtime import new_container
 
 # The staff steps from a new registration to approved, and who takes each.
@@ -54,8 +54,8 @@ class Applicant:
 
 
 @pytest.fixture
-def api(own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Client, str]]:
-    """The app on a migrated database of the test's own server: (client, database URL)."""
+def api_on_own_server(own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Client, str]]:
+    """The app on a migrated database of the test's own server: (api_client, database URL)."""
     url = Databases(own_postgres.url).create()
     report = run("apply", url, migrations_dir=MIGRATIONS)
     assert report["ok"], report
@@ -66,16 +66,16 @@ def api(own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for name in ("WHATSAPP_API_URL", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     new_container(monkeypatch)
-    with Client(app_module.app, stage_name="local") as client:
-        yield client, url
+    with Client(app_module.app, stage_name="local") as api_client:
+        yield api_client, url
     app_module.runtime.database.reset()
 
 
 class Stream:
     """Registrations and staff transitions in a seeded random order, every answer recorded."""
 
-    def __init__(self, client: Client, package_id: str, seed: int) -> None:
-        self.client = client
+    def __init__(self, api_client: Client, package_id: str, seed: int) -> None:
+        self.client = api_client
         self.package_id = package_id
         self.rng = random.Random(seed)  # noqa: S311 (a reproducible order, nothing secret)
         self.applicants: list[Applicant] = []
@@ -162,13 +162,13 @@ def assert_consistent(stream: Stream, url: str) -> None:
 
 
 def test_requests_during_an_outage_are_503_and_leave_nothing(
-    api: tuple[Client, str], own_postgres: OwnPostgres
+    api_on_own_server: tuple[Client, str], own_postgres: OwnPostgres
 ) -> None:
-    client, url = api
+    api_client, url = api_on_own_server
     package = post(
-        client, "/packages", {"name": "Rumah 20", "speed_mbps": 20, "monthly_price_idr": 200_000}, token("admin")
+        api_client, "/packages", {"name": "Rumah 20", "speed_mbps": 20, "monthly_price_idr": 200_000}, token("admin")
     )
-    stream = Stream(client, package.json_body["id"], seed=11)
+    stream = Stream(api_client, package.json_body["id"], seed=11)
     container = app_module.runtime.database
 
     before = [stream.step() for _ in range(40)]
@@ -198,7 +198,7 @@ def test_requests_during_an_outage_are_503_and_leave_nothing(
 
 
 def test_an_outage_while_requests_are_in_flight_loses_and_doubles_nothing(
-    api: tuple[Client, str], own_postgres: OwnPostgres
+    api_on_own_server: tuple[Client, str], own_postgres: OwnPostgres
 ) -> None:
     """The server stopped by another thread at whatever moment a request is at.
 
@@ -208,11 +208,11 @@ def test_an_outage_while_requests_are_in_flight_loses_and_doubles_nothing(
     the registration by its ``Idempotency-Key``, a transition by its 409 naming the
     status it already reached.
     """
-    client, url = api
+    api_client, url = api_on_own_server
     package = post(
-        client, "/packages", {"name": "Rumah 30", "speed_mbps": 30, "monthly_price_idr": 300_000}, token("admin")
+        api_client, "/packages", {"name": "Rumah 30", "speed_mbps": 30, "monthly_price_idr": 300_000}, token("admin")
     )
-    stream = Stream(client, package.json_body["id"], seed=23)
+    stream = Stream(api_client, package.json_body["id"], seed=23)
     go, stopped = threading.Event(), threading.Event()
 
     def outage() -> None:

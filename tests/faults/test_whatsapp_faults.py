@@ -12,11 +12,9 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from chalicelib.notifications.sender import RetryPolicy, send_due
 from chalicelib.notifications.whatsapp import WhatsAppClient
@@ -25,12 +23,6 @@ from devstack.whatsapp import FakeWhatsApp, Reply
 ROWS = 40
 # Enough attempts that no row gives up here (giving up is tested in test_notifications.py).
 POLICY = RetryPolicy(max_attempts=50)
-
-
-@pytest.fixture
-def conn(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(migrated_db, autocommit=True) as connection:
-        yield connection
 
 
 def add_rows(conn: psycopg.Connection[Any], count: int) -> dict[str, str]:

@@ -25,18 +25,18 @@ from chalicelib.notifications.sender import send_due
 from chalicelib.notifications.whatsapp import WhatsAppClient
 from chalicelib.platform.database import Database
 from devstack.whatsapp import FakeWhatsApp
-from tests import sqs_events
 from tests.conftest import ROOT
 from tests.faults.kill_worker import KILLED
-from tests.integration.api import OTP_KEY, SECRET, force_status, post, register, token
 from tests.integration.test_customer_worker import CREATED, NOTHING, counts
+from tests.support import sqs_events
+from tests.support.api import OTP_KEY, SECRET, force_status, post, register, token
 from tests.support.runtime import new_container
 
 
 def test_a_worker_killed_after_commit_creates_nothing_twice_on_redelivery(
-    client: Client, package: dict[str, Any], migrated_db: str
+    api_client: Client, package: dict[str, Any], migrated_db: str
 ) -> None:
-    registration = register(client, package)
+    registration = register(api_client, package)
     force_status(migrated_db, registration["id"], "approved")
     record = sqs_events.record(sqs_events.create_customer_body(registration["id"]))
 
@@ -126,20 +126,20 @@ def test_sqs_down_then_back_queues_each_customer_once_and_changes_nothing_meanwh
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     new_container(monkeypatch)
-    with Client(app_module.app, stage_name="local") as client:
+    with Client(app_module.app, stage_name="local") as api_client:
         body = {"name": f"Home {uuid.uuid4().hex[:6]}", "speed_mbps": 30, "monthly_price_idr": 250_000}
-        package = post(client, "/packages", body, token("admin")).json_body
-        registrations = [register(client, package)["id"] for _ in range(6)]
+        package = post(api_client, "/packages", body, token("admin")).json_body
+        registrations = [register(api_client, package)["id"] for _ in range(6)]
         for registration_id in registrations:
             force_status(migrated_db, registration_id, "approved")
 
         def ask(registration_id: str) -> Any:
-            return post(client, f"/registrations/{registration_id}/create-customer", None, token("approver"))
+            return post(api_client, f"/registrations/{registration_id}/create-customer", None, token("approver"))
 
         before = ask(registrations[0])
         assert before.status_code == 202
 
-        # The endpoint goes away: the same container's cached client now finds nobody there.
+        # The endpoint goes away: the same container's cached api_client now finds nobody there.
         endpoint.stop()
         during = [ask(registration_id) for registration_id in registrations[1:]]
         assert [r.status_code for r in during] == [503] * 5

@@ -8,7 +8,7 @@ from chalicelib.errors import ServiceUnavailableError
 from chalicelib.platform.runtime import Runtime
 from chalicelib.platform.secrets import Secrets, with_app_secret
 from chalicelib.platform.settings import Settings
-from tests.integration.conftest import CountingSecrets
+from tests.support.aws import CountingSecrets
 
 
 def app_secret(secrets: CountingSecrets, **values: str) -> str:

@@ -14,7 +14,7 @@ from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.integration.api import SECRET
+from tests.support.api import SECRET
 from tests.support.runtime import new_container
 
 ISSUER = "https://cognito-idp.ap-southeast-3.amazonaws.com/ap-southeast-3_TestPool"
@@ -57,7 +57,7 @@ class Jwks:
 
 
 @pytest.fixture
-def jwks(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
+def jwks(api_client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
     served = Jwks()
     monkeypatch.setenv("AUTH_JWKS_URL", served.url)
     monkeypatch.setenv("AUTH_ISSUER", ISSUER)
@@ -66,9 +66,9 @@ def jwks(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
     served.server.shutdown()
 
 
-def test_cognito_tokens_are_checked_against_the_jwks_which_is_cached(client: Client, jwks: Jwks) -> None:
+def test_cognito_tokens_are_checked_against_the_jwks_which_is_cached(api_client: Client, jwks: Jwks) -> None:
     for _ in range(3):
-        response = client.http.get("/registrations", headers=jwks.token("cs", **{"cognito:username": "ani"}))
+        response = api_client.http.get("/registrations", headers=jwks.token("cs", **{"cognito:username": "ani"}))
         assert response.status_code == 200, response.json_body
     assert jwks.fetches == 1
 
@@ -76,7 +76,7 @@ def test_cognito_tokens_are_checked_against_the_jwks_which_is_cached(client: Cli
 @pytest.mark.parametrize(
     "case", ["wrong issuer", "no issuer", "unknown kid", "hs256 with the secret", "hs256 with the public key"]
 )
-def test_tokens_that_are_not_cognitos_are_401(client: Client, jwks: Jwks, case: str) -> None:
+def test_tokens_that_are_not_cognitos_are_401(api_client: Client, jwks: Jwks, case: str) -> None:
     exp = int(time.time()) + 600
     public_pem = jwks.key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -93,34 +93,34 @@ def test_tokens_that_are_not_cognitos_are_401(client: Client, jwks: Jwks, case: 
             + _hs256_signed_with(public_pem, {"sub": "x", "iss": ISSUER, "exp": exp, "cognito:groups": ["admin"]})
         },
     }[case]()
-    response = client.http.get("/registrations", headers=headers)
+    response = api_client.http.get("/registrations", headers=headers)
     assert response.status_code == 401, response.json_body
     assert response.json_body["error"]["code"] == "unauthorized"
 
 
-def test_a_known_user_without_the_role_is_403(client: Client, jwks: Jwks) -> None:
+def test_a_known_user_without_the_role_is_403(api_client: Client, jwks: Jwks) -> None:
     body = json.dumps({"name": "X", "speed_mbps": 1, "monthly_price_idr": 1})
     headers = {**jwks.token("surveyor"), "Content-Type": "application/json"}
-    assert client.http.post("/packages", body=body, headers=headers).status_code == 403
+    assert api_client.http.post("/packages", body=body, headers=headers).status_code == 403
 
 
-def test_jwks_unreachable_is_503(client: Client, jwks: Jwks, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jwks_unreachable_is_503(api_client: Client, jwks: Jwks, monkeypatch: pytest.MonkeyPatch) -> None:
     jwks.server.shutdown()
     jwks.server.server_close()
     new_container(monkeypatch)  # a new container: no keys fetched yet
-    response = client.http.get("/registrations", headers=jwks.token("cs"))
+    response = api_client.http.get("/registrations", headers=jwks.token("cs"))
     assert response.status_code == 503
     assert "Retry-After" in response.headers
 
 
-def test_hs256_checks_the_issuer_when_one_is_set(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hs256_checks_the_issuer_when_one_is_set(api_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_ISSUER", ISSUER)
     new_container(monkeypatch)
     exp = int(time.time()) + 600
     for issuer, status in ((ISSUER, 200), ("https://other.example.com", 401)):
         claims = {"sub": "x", "iss": issuer, "exp": exp, "cognito:groups": ["cs"]}
         headers = {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
-        assert client.http.get("/registrations", headers=headers).status_code == status
+        assert api_client.http.get("/registrations", headers=headers).status_code == status
 
 
 def _hs256_signed_with(key: bytes, claims: dict[str, Any]) -> str:

@@ -5,11 +5,9 @@ import logging
 import multiprocessing
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import moto
 import psycopg
 import pytest
 from chalice.test import Client
@@ -19,69 +17,27 @@ from bench._support import count_round_trips
 from chalicelib.customers import service as customers
 from chalicelib.platform.database import Database
 from chalicelib.statuses import RegistrationStatus
-from tests import sqs_events
-from tests.integration.api import OTP_KEY, SECRET, force_status, post, register, token
+from tests.support import sqs_events
+from tests.support.api import force_status, post, register, token
 from tests.support.runtime import new_container
-from tests.worker_fixtures import deliver_in_process
+from tests.support.worker_process import deliver_in_process
 
 WORKER_LOG = "chalicelib.customers.service"
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy credentials in the test region, and no endpoint override from the environment."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", sqs_events.REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"):
-        monkeypatch.delenv(name, raising=False)
+# Every test here runs with dummy AWS credentials and no endpoint from the environment.
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
-@pytest.fixture
-def api(aws: None, migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """The app on a fresh database, its SQS client and settings forgotten before and after."""
-    monkeypatch.setenv("DATABASE_URL", migrated_db)
-    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
-    monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
-    new_container(monkeypatch)
-    with Client(app_module.app, stage_name="local") as test_client:
-        yield test_client
-    app_module.runtime.database.reset()
-
-
-@pytest.fixture
-def queue_url(api: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto queue (in-process), named by ``CUSTOMER_QUEUE_URL``."""
-    with moto.mock_aws():
-        url = boto3.client("sqs").create_queue(QueueName="create-customer")["QueueUrl"]
-        monkeypatch.setenv("CUSTOMER_QUEUE_URL", url)
-        new_container(monkeypatch)
-        yield url
-
-
-@pytest.fixture
-def client(api: Client, queue_url: str) -> Client:
-    return api
-
-
-@pytest.fixture
-def package(api: Client) -> dict[str, Any]:
-    body = {"name": f"Home {uuid.uuid4().hex[:6]}", "speed_mbps": 30, "monthly_price_idr": 250_000}
-    response = post(api, "/packages", body, token("admin"))
-    assert response.status_code == 201, response.json_body
-    return response.json_body
-
-
-def approved(api: Client, package: dict[str, Any], url: str) -> dict[str, Any]:
-    registration = register(api, package)
+def approved(api_client: Client, package: dict[str, Any], url: str) -> dict[str, Any]:
+    registration = register(api_client, package)
     force_status(url, registration["id"], "approved")
     return registration
 
 
-def invoke(api: Client, *records: dict[str, Any]) -> list[str]:
+def invoke(api_client: Client, *records: dict[str, Any]) -> list[str]:
     """The worker's batchItemFailures, as message ids."""
-    payload = api.lambda_.invoke("customer_worker", sqs_events.event(*records)).payload
+    payload = api_client.lambda_.invoke("customer_worker", sqs_events.event(*records)).payload
     assert set(payload) == {"batchItemFailures"}
     return [failure["itemIdentifier"] for failure in payload["batchItemFailures"]]
 
@@ -116,10 +72,10 @@ NOTHING = {"customers": 0, "tickets": 0, "outbox": 0, "history": 0}
 
 
 def test_the_whole_flow_through_http_and_the_queue(
-    client: Client, package: dict[str, Any], queue_url: str, migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client, package: dict[str, Any], queue_url: str, migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    registration = register(client, package)
+    registration = register(api_client, package)
     path = f"/registrations/{registration['id']}"
     steps = [
         ("verify", {}, "cs"),
@@ -128,10 +84,10 @@ def test_the_whole_flow_through_http_and_the_queue(
         ("approve", None, "approver"),
     ]
     for action, body, role in steps:
-        response = post(client, f"{path}/{action}", body, token(role))
+        response = post(api_client, f"{path}/{action}", body, token(role))
         assert response.status_code == 200, (action, response.json_body)
 
-    response = post(client, f"{path}/create-customer", None, token("approver", sub="ani"))
+    response = post(api_client, f"{path}/create-customer", None, token("approver", sub="ani"))
     assert response.status_code == 202, response.json_body
     queued = response.json_body
     assert queued["status"] == "queued"
@@ -153,10 +109,10 @@ def test_the_whole_flow_through_http_and_the_queue(
         "DataType": "String",
     }
 
-    assert invoke(client, sqs_events.from_received(message)) == []
+    assert invoke(api_client, sqs_events.from_received(message)) == []
     assert counts(migrated_db, registration["id"]) == CREATED
 
-    shown = client.http.get(path, headers=token("cs")).json_body
+    shown = api_client.http.get(path, headers=token("cs")).json_body
     assert shown["status"] == "customer_created"
     assert shown["customer"]["customer_number"].startswith("CUS-")
     assert shown["customer"]["created_by"] == "ani"
@@ -196,7 +152,7 @@ def test_the_whole_flow_through_http_and_the_queue(
         "pending",
     )
 
-    again = post(client, f"{path}/create-customer", None, token("admin"))
+    again = post(api_client, f"{path}/create-customer", None, token("admin"))
     assert again.status_code == 200
     assert again.json_body["customer"]["id"] == shown["customer"]["id"]
     assert again.json_body["ticket"]["id"] == shown["ticket"]["id"]
@@ -210,22 +166,22 @@ def test_the_whole_flow_through_http_and_the_queue(
 
 @pytest.mark.parametrize("role", ["cs", "surveyor"])
 def test_create_customer_needs_an_approver(
-    client: Client, package: dict[str, Any], migrated_db: str, queue_url: str, role: str
+    api_client: Client, package: dict[str, Any], migrated_db: str, queue_url: str, role: str
 ) -> None:
-    registration = approved(client, package, migrated_db)
-    response = post(client, f"/registrations/{registration['id']}/create-customer", None, token(role))
+    registration = approved(api_client, package, migrated_db)
+    response = post(api_client, f"/registrations/{registration['id']}/create-customer", None, token(role))
     assert response.status_code == 403
-    assert post(client, f"/registrations/{registration['id']}/create-customer", None).status_code == 401
+    assert post(api_client, f"/registrations/{registration['id']}/create-customer", None).status_code == 401
     assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=queue_url)
 
 
 @pytest.mark.parametrize("status", [s for s in RegistrationStatus if s not in {"approved", "customer_created"}])
 def test_create_customer_before_approval_is_409(
-    client: Client, package: dict[str, Any], migrated_db: str, queue_url: str, status: RegistrationStatus
+    api_client: Client, package: dict[str, Any], migrated_db: str, queue_url: str, status: RegistrationStatus
 ) -> None:
-    registration = register(client, package)
+    registration = register(api_client, package)
     force_status(migrated_db, registration["id"], status)
-    response = post(client, f"/registrations/{registration['id']}/create-customer", None, token("approver"))
+    response = post(api_client, f"/registrations/{registration['id']}/create-customer", None, token("approver"))
     assert response.status_code == 409
     assert response.json_body["error"]["code"] == "transition_not_allowed"
     assert response.json_body["error"]["details"]["current_status"] == status
@@ -234,14 +190,14 @@ def test_create_customer_before_approval_is_409(
 
 
 @pytest.mark.parametrize("registration_id", ["5f0c3a52-8d47-4f2e-9a51-0c6b2f1e7d30", "not-a-uuid"])
-def test_create_customer_for_an_unknown_registration_is_404(client: Client, registration_id: str) -> None:
-    response = post(client, f"/registrations/{registration_id}/create-customer", None, token("approver"))
+def test_create_customer_for_an_unknown_registration_is_404(api_client: Client, registration_id: str) -> None:
+    response = post(api_client, f"/registrations/{registration_id}/create-customer", None, token("approver"))
     assert response.status_code == 404
     assert response.json_body["error"]["code"] == "not_found"
 
 
 def test_sqs_unreachable_is_503_and_changes_nothing(
-    api: Client, package: dict[str, Any], migrated_db: str, monkeypatch: pytest.MonkeyPatch
+    api_client: Client, package: dict[str, Any], migrated_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -249,8 +205,8 @@ def test_sqs_unreachable_is_503_and_changes_nothing(
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("CUSTOMER_QUEUE_URL", f"http://127.0.0.1:{closed_port}/123456789012/create-customer")
     new_container(monkeypatch)
-    registration = approved(api, package, migrated_db)
-    response = post(api, f"/registrations/{registration['id']}/create-customer", None, token("approver"))
+    registration = approved(api_client, package, migrated_db)
+    response = post(api_client, f"/registrations/{registration['id']}/create-customer", None, token("approver"))
     assert response.status_code == 503, response.json_body
     assert response.headers["Retry-After"] == "5"
     assert response.json_body["error"]["code"] == "service_unavailable"
@@ -258,29 +214,29 @@ def test_sqs_unreachable_is_503_and_changes_nothing(
 
 
 def test_the_same_message_twice_creates_one_customer(
-    api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=WORKER_LOG)
-    registration = approved(api, package, migrated_db)
+    registration = approved(api_client, package, migrated_db)
     message = deliver(registration["id"])
-    assert invoke(api, message) == []
-    assert invoke(api, message) == [], "a redelivery is acknowledged"
+    assert invoke(api_client, message) == []
+    assert invoke(api_client, message) == [], "a redelivery is acknowledged"
     assert counts(migrated_db, registration["id"]) == CREATED
     assert "already has its customer" in caplog.text
 
 
 def test_the_same_message_twice_in_one_batch_creates_one_customer(
-    api: Client, package: dict[str, Any], migrated_db: str
+    api_client: Client, package: dict[str, Any], migrated_db: str
 ) -> None:
-    registration = approved(api, package, migrated_db)
-    assert invoke(api, deliver(registration["id"]), deliver(registration["id"])) == []
+    registration = approved(api_client, package, migrated_db)
+    assert invoke(api_client, deliver(registration["id"]), deliver(registration["id"])) == []
     assert counts(migrated_db, registration["id"]) == CREATED
 
 
 def test_eight_concurrent_deliveries_from_separate_processes_create_one_customer(
-    api: Client, package: dict[str, Any], migrated_db: str
+    api_client: Client, package: dict[str, Any], migrated_db: str
 ) -> None:
-    registration = approved(api, package, migrated_db)
+    registration = approved(api_client, package, migrated_db)
     message = deliver(registration["id"])
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(8), context.Queue()
@@ -298,11 +254,11 @@ def test_eight_concurrent_deliveries_from_separate_processes_create_one_customer
 
 
 def test_poison_records_fail_alone(
-    api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=WORKER_LOG)
-    good = [approved(api, package, migrated_db) for _ in range(2)]
-    not_approved = register(api, package)
+    good = [approved(api_client, package, migrated_db) for _ in range(2)]
+    not_approved = register(api_client, package)
     force_status(migrated_db, not_approved["id"], "survey_completed")
     unknown_id = str(uuid.uuid4())
     poison = {
@@ -318,7 +274,7 @@ def test_poison_records_fail_alone(
     }
     batch = [deliver(good[0]["id"]), *poison.values(), deliver(good[1]["id"])]
 
-    failed = invoke(api, *batch)
+    failed = invoke(api_client, *batch)
 
     assert sorted(failed) == sorted(r["messageId"] for r in poison.values())
     for registration in good:
@@ -335,13 +291,13 @@ def test_poison_records_fail_alone(
 
 
 def test_the_constraint_time_bomb_fails_the_record_and_leaves_nothing(
-    api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registration = approved(api, package, migrated_db)
+    registration = approved(api_client, package, migrated_db)
     _set_valid_status(migrated_db, [s for s in RegistrationStatus if s is not RegistrationStatus.CUSTOMER_CREATED])
     message = deliver(registration["id"])
 
-    assert invoke(api, message) == [message["messageId"]]
+    assert invoke(api_client, message) == [message["messageId"]]
 
     (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert "valid_status" in line
@@ -351,7 +307,7 @@ def test_the_constraint_time_bomb_fails_the_record_and_leaves_nothing(
     assert counts(migrated_db, registration["id"]) == {"status": "approved", **NOTHING}
 
     _set_valid_status(migrated_db, list(RegistrationStatus))
-    assert invoke(api, message) == [], "the retried message succeeds once the constraint is fixed"
+    assert invoke(api_client, message) == [], "the retried message succeeds once the constraint is fixed"
     assert counts(migrated_db, registration["id"]) == CREATED
 
 
@@ -366,22 +322,24 @@ def _set_valid_status(url: str, statuses: list[RegistrationStatus]) -> None:
 
 @pytest.mark.parametrize("closed", ["cancelled", "rejected"])
 def test_a_registration_closed_after_approval_is_acknowledged_and_gets_nothing(
-    api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture, closed: str
+    api_client: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture, closed: str
 ) -> None:
     caplog.set_level(logging.INFO, logger=WORKER_LOG)
-    registration = approved(api, package, migrated_db)
+    registration = approved(api_client, package, migrated_db)
     action = "cancel" if closed == "cancelled" else "reject"
-    response = post(api, f"/registrations/{registration['id']}/{action}", {"reason": "Pindah rumah"}, token("admin"))
+    response = post(
+        api_client, f"/registrations/{registration['id']}/{action}", {"reason": "Pindah rumah"}, token("admin")
+    )
     assert response.status_code == 200
-    assert invoke(api, deliver(registration["id"])) == []
+    assert invoke(api_client, deliver(registration["id"])) == []
     assert counts(migrated_db, registration["id"]) == {"status": closed, **NOTHING}
     assert f"is {closed}; nothing created, acknowledged" in caplog.text
 
 
 def test_a_failing_notify_hook_never_fails_the_record(
-    api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registrations = [approved(api, package, migrated_db) for _ in range(2)]
+    registrations = [approved(api_client, package, migrated_db) for _ in range(2)]
     already = registrations[0]
     database = Database(url=lambda: migrated_db)
     assert customers.create_customers(database, [deliver(already["id"])], notify=lambda ids: None) == {
@@ -412,31 +370,31 @@ def test_a_failing_notify_hook_never_fails_the_record(
 
 
 def test_a_lost_connection_fails_that_record_and_the_next_reconnects(
-    api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first, second = approved(api, package, migrated_db), approved(api, package, migrated_db)
+    first, second = approved(api_client, package, migrated_db), approved(api_client, package, migrated_db)
     pid = app_module.runtime.database.run(lambda conn: conn.info.backend_pid)
     with psycopg.connect(migrated_db, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     lost, next_one = deliver(first["id"]), deliver(second["id"])
 
-    assert invoke(api, lost, next_one) == [lost["messageId"]]
+    assert invoke(api_client, lost, next_one) == [lost["messageId"]]
 
     assert counts(migrated_db, first["id"]) == {"status": "approved", **NOTHING}
     assert counts(migrated_db, second["id"]) == CREATED
     assert "AdminShutdown" in caplog.text, "the terminated session, by its class"
-    assert invoke(api, lost) == [], "the redelivery succeeds"
+    assert invoke(api_client, lost) == [], "the redelivery succeeds"
     assert counts(migrated_db, first["id"]) == CREATED
 
 
-def test_at_most_two_round_trips_per_record(api: Client, package: dict[str, Any], migrated_db: str) -> None:
-    batch = [deliver(approved(api, package, migrated_db)["id"]) for _ in range(10)]
+def test_at_most_two_round_trips_per_record(api_client: Client, package: dict[str, Any], migrated_db: str) -> None:
+    batch = [deliver(approved(api_client, package, migrated_db)["id"]) for _ in range(10)]
     conn = app_module.runtime.database.run(lambda conn: conn)
     with count_round_trips(conn) as round_trips:
-        assert invoke(api, *batch) == []
+        assert invoke(api_client, *batch) == []
     # One statement per record; psycopg's automatic preparation adds one round trip,
     # once per connection, on the statement's sixth use.
     assert 10 <= round_trips.count <= 2 * 10
     with count_round_trips(conn) as again:
-        assert invoke(api, *batch) == []
+        assert invoke(api_client, *batch) == []
     assert again.count == 10, "a redelivered batch costs one round trip per record too"

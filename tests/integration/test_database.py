@@ -12,7 +12,7 @@ from chalicelib.platform.database import Database, conninfo
 from chalicelib.platform.runtime import Runtime
 from chalicelib.platform.secrets import Secrets
 from chalicelib.platform.settings import Settings
-from tests.integration.conftest import CountingSecrets
+from tests.support.aws import CountingSecrets
 
 
 def rds_secret(url: str, **changes: Any) -> str:

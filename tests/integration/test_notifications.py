@@ -1,10 +1,9 @@
-"""The outbox sender against the real PostgreSQL and the fake Cloud API on loopback."""
+"""The outbox sender against the real PostgreSQL and the fake_whatsapp Cloud API on loopback."""
 
 import json
 import random
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -20,23 +19,6 @@ OTP_COMPONENTS = [
     {"type": "body", "parameters": [{"type": "text", "text": "482913"}]},
     {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "482913"}]},
 ]
-
-
-@pytest.fixture
-def conn(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(migrated_db, autocommit=True) as connection:
-        yield connection
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeWhatsApp]:
-    with FakeWhatsApp() as server:
-        yield server
-
-
-@pytest.fixture
-def client(fake: FakeWhatsApp) -> WhatsAppClient:
-    return WhatsAppClient(fake.api_url, fake.phone_number_id, "test-token", timeout_s=0.3)
 
 
 def add_row(
@@ -89,15 +71,15 @@ def rng() -> random.Random:
 
 
 def test_success_stores_the_wamid_and_sends_once(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn, recipient="+6281234567890", payload={"components": OTP_COMPONENTS, "language": "en"})
 
-    assert send_due(conn, client) == counts(sent=1)
+    assert send_due(conn, whatsapp_client) == counts(sent=1)
     make_due(conn)
-    assert send_due(conn, client) == counts()
+    assert send_due(conn, whatsapp_client) == counts()
 
-    [request] = fake.requests
+    [request] = fake_whatsapp.requests
     row = row_of(conn, row_id)
     assert row["status"] == "sent"
     assert row["provider_message_id"] == request.message_id
@@ -114,24 +96,24 @@ def test_success_stores_the_wamid_and_sends_once(
 
 
 def test_http_429_is_retried_after_retry_after_then_sent_once(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn)
-    fake.queue(Reply.http(429, retry_after=20))
+    fake_whatsapp.queue(Reply.http(429, retry_after=20))
 
-    assert send_due(conn, client) == counts(retried=1)
+    assert send_due(conn, whatsapp_client) == counts(retried=1)
     row = row_of(conn, row_id)
     assert row["status"] == "pending"
     assert 18 < row["due_in_s"] <= 20
     assert "HTTP 429" in row["last_error"]
-    assert send_due(conn, client) == counts()  # not due yet
+    assert send_due(conn, whatsapp_client) == counts()  # not due yet
 
     make_due(conn)
-    assert send_due(conn, client) == counts(sent=1)
+    assert send_due(conn, whatsapp_client) == counts(sent=1)
     assert row_of(conn, row_id)["status"] == "sent"
     assert row_of(conn, row_id)["attempts"] == 2
-    assert len(fake.requests) == 2
-    assert len(fake.delivered) == 1
+    assert len(fake_whatsapp.requests) == 2
+    assert len(fake_whatsapp.delivered) == 1
 
 
 @pytest.mark.parametrize(
@@ -145,20 +127,24 @@ def test_http_429_is_retried_after_retry_after_then_sent_once(
     ],
 )
 def test_temporary_failures_are_retried_with_backoff(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient, reply: Reply, named: str
+    conn: psycopg.Connection[Any],
+    fake_whatsapp: FakeWhatsApp,
+    whatsapp_client: WhatsAppClient,
+    reply: Reply,
+    named: str,
 ) -> None:
     row_id = add_row(conn)
-    fake.queue(reply)
+    fake_whatsapp.queue(reply)
 
-    assert send_due(conn, client, rng=rng()) == counts(retried=1)
+    assert send_due(conn, whatsapp_client, rng=rng()) == counts(retried=1)
     row = row_of(conn, row_id)
     assert row["status"] == "pending"
     assert row["due_in_s"] > 0.5  # backoff: in the future
     assert named in row["last_error"]
 
     make_due(conn)
-    assert send_due(conn, client) == counts(sent=1)
-    assert len(fake.delivered) == 1
+    assert send_due(conn, whatsapp_client) == counts(sent=1)
+    assert len(fake_whatsapp.delivered) == 1
 
 
 def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
@@ -175,120 +161,120 @@ def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
 
 @pytest.mark.parametrize("code", [131026, 132000, 132001, 131047, 100])
 def test_permanent_errors_fail_the_row_and_are_not_retried(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient, code: int
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient, code: int
 ) -> None:
     row_id = add_row(conn)
-    fake.queue(Reply.error(code))
+    fake_whatsapp.queue(Reply.error(code))
 
-    assert send_due(conn, client) == counts(failed=1)
+    assert send_due(conn, whatsapp_client) == counts(failed=1)
     make_due(conn)
-    assert send_due(conn, client) == counts()
+    assert send_due(conn, whatsapp_client) == counts()
 
     row = row_of(conn, row_id)
     assert row["status"] == "failed"
     assert f"code {code}" in row["last_error"]
     assert row["provider_message_id"] is None
-    assert len(fake.requests) == 1
+    assert len(fake_whatsapp.requests) == 1
 
 
 def test_a_slow_answer_is_unknown_and_never_resent(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn)
-    fake.queue(Reply.slow(1.0))
+    fake_whatsapp.queue(Reply.slow(1.0))
 
-    assert send_due(conn, client) == counts(unknown=1)
+    assert send_due(conn, whatsapp_client) == counts(unknown=1)
     for _ in range(3):
         make_due(conn)
-        assert send_due(conn, client) == counts()
+        assert send_due(conn, whatsapp_client) == counts()
 
     row = row_of(conn, row_id)
     assert row["status"] == "unknown"
     assert "timed out" in row["last_error"]
-    assert len(fake.requests) == 1
+    assert len(fake_whatsapp.requests) == 1
 
 
 def test_a_connection_dropped_after_sending_is_unknown(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn)
-    fake.queue(Reply.dropped())
-    assert send_due(conn, client) == counts(unknown=1)
+    fake_whatsapp.queue(Reply.dropped())
+    assert send_due(conn, whatsapp_client) == counts(unknown=1)
     assert row_of(conn, row_id)["status"] == "unknown"
 
 
 def test_whatsapp_down_then_back_sends_every_row_exactly_once(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_ids = [add_row(conn) for _ in range(5)]
-    fake.stop()
+    fake_whatsapp.stop()
 
     # The outage stops the batch at its first row: the others keep their attempts.
-    assert send_due(conn, client) == counts(retried=1)
+    assert send_due(conn, whatsapp_client) == counts(retried=1)
     make_due(conn)
-    assert send_due(conn, client) == counts(retried=1)
+    assert send_due(conn, whatsapp_client) == counts(retried=1)
     rows = [row_of(conn, row_id) for row_id in row_ids]
     assert {row["status"] for row in rows} == {"pending"}
     assert sum(row["attempts"] for row in rows) == 2
     assert all("could not connect" in row["last_error"] for row in rows if row["attempts"])
 
-    fake.start()
+    fake_whatsapp.start()
     make_due(conn)
-    assert send_due(conn, client) == counts(sent=5)
+    assert send_due(conn, whatsapp_client) == counts(sent=5)
     make_due(conn)
-    assert send_due(conn, client) == counts()
+    assert send_due(conn, whatsapp_client) == counts()
 
-    recipients = [request.to for request in fake.delivered]
+    recipients = [str(request.to) for request in fake_whatsapp.delivered]
     assert len(recipients) == 5
-    assert sorted(recipients) == sorted(row_of(conn, row_id)["recipient"].lstrip("+") for row_id in row_ids)
+    assert sorted(recipients) == sorted(str(row_of(conn, row_id)["recipient"]).lstrip("+") for row_id in row_ids)
 
 
 def test_throttling_stops_the_batch_but_a_pair_rate_limit_does_not(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     first, second = add_row(conn, due_in_s=-20), add_row(conn, due_in_s=-10)
-    fake.queue(Reply.error(130429))
-    assert send_due(conn, client) == counts(retried=1)
+    fake_whatsapp.queue(Reply.error(130429))
+    assert send_due(conn, whatsapp_client) == counts(retried=1)
     assert row_of(conn, second)["attempts"] == 0
 
     conn.execute("DELETE FROM notification_outbox WHERE id IN (%s, %s)", (first, second))
     first, second = add_row(conn, due_in_s=-20), add_row(conn, due_in_s=-10)
-    fake.queue(Reply.error(131056))
-    assert send_due(conn, client) == counts(retried=1, sent=1)
+    fake_whatsapp.queue(Reply.error(131056))
+    assert send_due(conn, whatsapp_client) == counts(retried=1, sent=1)
     assert row_of(conn, second)["status"] == "sent"
 
 
 def test_the_eighth_failed_attempt_fails_the_row(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn)
     for attempt in range(1, 9):
-        fake.queue(Reply.http(500))
+        fake_whatsapp.queue(Reply.http(500))
         make_due(conn)
-        outcome = send_due(conn, client)
+        outcome = send_due(conn, whatsapp_client)
         assert outcome == (counts(retried=1) if attempt < 8 else counts(failed=1))
 
     make_due(conn)
-    assert send_due(conn, client) == counts()
+    assert send_due(conn, whatsapp_client) == counts()
     row = row_of(conn, row_id)
     assert (row["status"], row["attempts"]) == ("failed", 8)
     assert row["last_error"].startswith("gave up after 8 attempts: ")
-    assert len(fake.requests) == 8
+    assert len(fake_whatsapp.requests) == 8
 
 
 def test_concurrent_senders_never_send_a_row_twice(
-    migrated_db: str, conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    migrated_db: str, conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_ids = [add_row(conn) for _ in range(40)]
     # A little latency per answer, so that the two senders interleave.
-    fake.queue(*[Reply.slow(0.005)] * 40)
+    fake_whatsapp.queue(*[Reply.slow(0.005)] * 40)
     start = threading.Barrier(2)
     results: list[dict[str, int]] = []
 
     def sender() -> None:
         with psycopg.connect(migrated_db, autocommit=True) as own:
             start.wait()
-            results.append(send_due(own, client, limit=50))
+            results.append(send_due(own, whatsapp_client, limit=50))
 
     threads = [threading.Thread(target=sender) for _ in range(2)]
     for thread in threads:
@@ -298,29 +284,29 @@ def test_concurrent_senders_never_send_a_row_twice(
 
     assert sum(result["sent"] for result in results) == 40
     assert all(result["sent"] > 0 for result in results), results  # both took part
-    recipients = [request.to for request in fake.requests]
+    recipients = [request.to for request in fake_whatsapp.requests]
     assert len(recipients) == len(set(recipients)) == 40
     assert {row_of(conn, row_id)["status"] for row_id in row_ids} == {"sent"}
 
 
 def test_a_row_left_sending_past_its_lease_becomes_unknown_and_is_not_resent(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     stale = add_row(
         conn, status="sending", attempts=1, due_in_s=-5, payload={"components": OTP_COMPONENTS, "sensitive": True}
     )
     in_flight = add_row(conn, status="sending", attempts=1, due_in_s=60)
 
-    assert send_due(conn, client) == counts(expired=1)
+    assert send_due(conn, whatsapp_client) == counts(expired=1)
     make_due(conn)
-    assert send_due(conn, client) == counts()
+    assert send_due(conn, whatsapp_client) == counts()
 
     row = row_of(conn, stale)
     assert row["status"] == "unknown"
     assert "lease expired" in row["last_error"]
     assert row["payload"] == {"sensitive": True, "redacted": True}
     assert row_of(conn, in_flight)["status"] == "sending"  # its sender may still be at work
-    assert fake.requests == []
+    assert fake_whatsapp.requests == []
 
 
 @pytest.mark.parametrize(
@@ -328,64 +314,68 @@ def test_a_row_left_sending_past_its_lease_becomes_unknown_and_is_not_resent(
     [(Reply.success(), "sent"), (Reply.error(132000), "failed"), (Reply.slow(1.0), "unknown")],
 )
 def test_a_sensitive_payload_loses_its_components_on_a_final_state(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient, reply: Reply, status: str
+    conn: psycopg.Connection[Any],
+    fake_whatsapp: FakeWhatsApp,
+    whatsapp_client: WhatsAppClient,
+    reply: Reply,
+    status: str,
 ) -> None:
     payload = {"components": OTP_COMPONENTS, "sensitive": True, "language": "id", "purpose": "otp"}
     row_id = add_row(conn, template="registration_otp", payload=payload)
-    fake.queue(reply)
+    fake_whatsapp.queue(reply)
 
-    send_due(conn, client)
+    send_due(conn, whatsapp_client)
 
     row = row_of(conn, row_id)
     assert row["status"] == status
     assert row["payload"] == {"sensitive": True, "language": "id", "purpose": "otp", "redacted": True}
     assert "482913" not in json.dumps(row)
-    assert fake.requests[0].body["template"]["components"] == OTP_COMPONENTS
+    assert fake_whatsapp.requests[0].body["template"]["components"] == OTP_COMPONENTS
 
 
 def test_a_sensitive_payload_is_kept_while_a_retry_needs_it(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn, template="registration_otp", payload={"components": OTP_COMPONENTS, "sensitive": True})
-    fake.queue(Reply.http(503))
-    assert send_due(conn, client) == counts(retried=1)
+    fake_whatsapp.queue(Reply.http(503))
+    assert send_due(conn, whatsapp_client) == counts(retried=1)
     assert row_of(conn, row_id)["payload"]["components"] == OTP_COMPONENTS
 
     make_due(conn)
-    assert send_due(conn, client) == counts(sent=1)
-    assert fake.delivered[0].body["template"]["components"] == OTP_COMPONENTS
+    assert send_due(conn, whatsapp_client) == counts(sent=1)
+    assert fake_whatsapp.delivered[0].body["template"]["components"] == OTP_COMPONENTS
     assert "components" not in row_of(conn, row_id)["payload"]
 
 
 def test_send_now_sends_only_the_given_rows(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     wanted, other, not_due, done = add_row(conn), add_row(conn), add_row(conn, due_in_s=60), add_row(conn)
     conn.execute("UPDATE notification_outbox SET status = 'sent' WHERE id = %s", (done,))
 
-    assert send_now(conn, client, [wanted, not_due, done, uuid.uuid4()]) == counts(sent=1)
+    assert send_now(conn, whatsapp_client, [wanted, not_due, done, uuid.uuid4()]) == counts(sent=1)
 
     assert row_of(conn, wanted)["status"] == "sent"
     assert (row_of(conn, other)["status"], row_of(conn, other)["attempts"]) == ("pending", 0)
     assert (row_of(conn, not_due)["status"], row_of(conn, not_due)["attempts"]) == ("pending", 0)
-    assert [request.to for request in fake.requests] == [row_of(conn, wanted)["recipient"].lstrip("+")]
+    assert [request.to for request in fake_whatsapp.requests] == [row_of(conn, wanted)["recipient"].lstrip("+")]
 
 
 def test_send_now_never_raises_and_leaves_the_row_for_the_scheduled_sender(
-    conn: psycopg.Connection[Any], migrated_db: str, fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], migrated_db: str, fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     row_id = add_row(conn)
-    fake.stop()
-    assert send_now(conn, client, [row_id]) == counts(retried=1)
+    fake_whatsapp.stop()
+    assert send_now(conn, whatsapp_client, [row_id]) == counts(retried=1)
 
     closed = psycopg.connect(migrated_db, autocommit=True)
     closed.close()
-    assert send_now(closed, client, [row_id]) == counts()  # the database gone too: still no raise
+    assert send_now(closed, whatsapp_client, [row_id]) == counts()  # the database gone too: still no raise
 
-    fake.start()
+    fake_whatsapp.start()
     make_due(conn)
-    assert send_due(conn, client) == counts(sent=1)
-    assert len(fake.delivered) == 1
+    assert send_due(conn, whatsapp_client) == counts(sent=1)
+    assert len(fake_whatsapp.delivered) == 1
 
 
 def test_a_late_outcome_never_overwrites_a_newer_claim(conn: psycopg.Connection[Any]) -> None:
@@ -404,10 +394,10 @@ def test_the_claim_refuses_a_connection_that_is_not_autocommit(migrated_db: str)
 
 
 def test_send_due_respects_its_limit_and_sends_oldest_first(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient
+    conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
     newest, oldest, middle = add_row(conn, due_in_s=-1), add_row(conn, due_in_s=-30), add_row(conn, due_in_s=-10)
-    assert send_due(conn, client, limit=2) == counts(sent=2)
+    assert send_due(conn, whatsapp_client, limit=2) == counts(sent=2)
     assert [row_of(conn, row_id)["status"] for row_id in (oldest, middle, newest)] == ["sent", "sent", "pending"]
 
 
@@ -427,14 +417,17 @@ def test_a_slow_sender_after_its_lease_expired_records_a_delivery_but_never_a_re
 
 
 def test_logs_name_the_row_and_the_error_code_never_the_phone_or_the_code_sent(
-    conn: psycopg.Connection[Any], fake: FakeWhatsApp, client: WhatsAppClient, caplog: pytest.LogCaptureFixture
+    conn: psycopg.Connection[Any],
+    fake_whatsapp: FakeWhatsApp,
+    whatsapp_client: WhatsAppClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     payload = {"components": OTP_COMPONENTS, "sensitive": True}
     sent, failed = (add_row(conn, template="registration_otp", payload=payload, due_in_s=s) for s in (-20, -10))
-    fake.queue(Reply.success(), Reply.error(131026))
+    fake_whatsapp.queue(Reply.success(), Reply.error(131026))
     caplog.set_level("DEBUG", logger="chalicelib")
 
-    assert send_due(conn, client) == counts(sent=1, failed=1)
+    assert send_due(conn, whatsapp_client) == counts(sent=1, failed=1)
 
     assert str(sent) in caplog.text
     assert str(failed) in caplog.text
@@ -445,7 +438,7 @@ def test_logs_name_the_row_and_the_error_code_never_the_phone_or_the_code_sent(
 
 
 class BrokenClient:
-    """A client with a bug of its own: it raises what no WhatsApp error class covers."""
+    """A whatsapp_client with a bug of its own: it raises what no WhatsApp error class covers."""
 
     def send_template(self, recipient: str, template: str, *, components: list[Any], language: str = "id") -> str:
         raise RuntimeError("a bug")

@@ -10,8 +10,8 @@ from chalicelib.registrations.actions import BODY_BY_ACTION
 ACTION_ROUTE = "/registrations/{registration_id}/{action}"
 
 
-def test_the_document_and_the_routes_are_the_same_set(client: Client) -> None:
-    response = client.http.get("/openapi.json")
+def test_the_document_and_the_routes_are_the_same_set(api_client: Client) -> None:
+    response = api_client.http.get("/openapi.json")
     assert response.status_code == 200
     document: dict[str, Any] = response.json_body
     assert document["openapi"].startswith("3.1")
@@ -28,8 +28,8 @@ def test_the_document_and_the_routes_are_the_same_set(client: Client) -> None:
     assert documented == routed
 
 
-def test_every_reference_resolves(client: Client) -> None:
-    document = client.http.get("/openapi.json").json_body
+def test_every_reference_resolves(api_client: Client) -> None:
+    document = api_client.http.get("/openapi.json").json_body
     schemas = document["components"]["schemas"]
 
     def walk(node: Any) -> None:
@@ -46,8 +46,8 @@ def test_every_reference_resolves(client: Client) -> None:
     walk(document)
 
 
-def test_request_bodies_come_from_the_models(client: Client) -> None:
-    schemas = client.http.get("/openapi.json").json_body["components"]["schemas"]
+def test_request_bodies_come_from_the_models(api_client: Client) -> None:
+    schemas = api_client.http.get("/openapi.json").json_body["components"]["schemas"]
     registration = schemas["RegistrationIn"]
     assert registration["additionalProperties"] is False
     assert set(registration["required"]) == {"full_name", "email", "phone", "address", "city", "package_id"}

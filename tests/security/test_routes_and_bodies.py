@@ -14,7 +14,7 @@ from chalice.test import Client
 import app as app_module
 from chalicelib.staff import Role
 from chalicelib.workflow import TRANSITION_BY_ACTION, Action
-from tests.integration.api import BODY_BY_ACTION, force_status, post, register, token
+from tests.support.api import BODY_BY_ACTION, force_status, post, register, token
 
 PUBLIC = {("GET", "/packages"), ("POST", "/registrations"), ("GET", "/openapi.json"), ("POST", "resend-code")}
 # Who may call each route that is not a workflow action (admin may do everything staff may).
@@ -53,29 +53,31 @@ def test_the_matrix_covers_every_route() -> None:
         ), (method, path)
 
 
-def _request(client: Client, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+def _request(api_client: Client, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
     raw = b"" if body is None else json.dumps(body).encode()
-    return client.http.request(method, path, body=raw, headers={"Content-Type": "application/json", **headers})
+    return api_client.http.request(method, path, body=raw, headers={"Content-Type": "application/json", **headers})
 
 
 @pytest.mark.parametrize(("method", "route", "action"), calls())
 def test_every_route_without_a_token(
-    client: Client, package: dict[str, Any], migrated_db: str, method: str, route: str, action: str | None
+    api_client: Client, package: dict[str, Any], migrated_db: str, method: str, route: str, action: str | None
 ) -> None:
-    registration = register(client, package)
+    registration = register(api_client, package)
     path = route.replace("{registration_id}", registration["id"]).replace("{action}", action or "")
-    body: Any = BODY_BY_ACTION.get(Action(action)) if action in Action._value2member_map_ else None
+    body: Any = (
+        BODY_BY_ACTION.get(Action(action)) if action is not None and action in Action._value2member_map_ else None
+    )
     if route == "/packages" and method == "POST":
         body = {"name": "X", "speed_mbps": 1, "monthly_price_idr": 1}
     if route == "/registrations" and method == "POST":
         body = {**{k: registration[k] for k in ("full_name", "email", "phone")}, "address": "a", "city": "b"}
-    response = _request(client, method, path, body, {})
+    response = _request(api_client, method, path, body, {})
     public = (method, route) in PUBLIC or route.endswith("/resend-code")
     if public:
         assert response.status_code != 401, response.json_body
     elif action == Action.VERIFY:
         assert response.status_code == 401, "verify without a code needs staff"
-        with_code = _request(client, method, path, {"code": "000000"}, {})
+        with_code = _request(api_client, method, path, {"code": "000000"}, {})
         assert with_code.status_code == 400, "with a code it is public (a wrong code is 400)"
     else:
         assert response.status_code == 401, response.json_body
@@ -92,9 +94,15 @@ STAFF_CALLS = [
 
 @pytest.mark.parametrize(("method", "route", "action", "role"), STAFF_CALLS)
 def test_every_staff_route_by_role(
-    client: Client, package: dict[str, Any], migrated_db: str, method: str, route: str, action: str | None, role: Role
+    api_client: Client,
+    package: dict[str, Any],
+    migrated_db: str,
+    method: str,
+    route: str,
+    action: str | None,
+    role: Role,
 ) -> None:
-    registration = register(client, package)
+    registration = register(api_client, package)
     path = route.replace("{registration_id}", registration["id"]).replace("{action}", action or "")
     if action is None:
         allowed = STAFF_ROUTES[(method, route)]
@@ -106,7 +114,7 @@ def test_every_staff_route_by_role(
         # A status the action may start from, so that only the role decides (create-customer: approved,
         # then 503 or 202 depending on the queue, never 403 for an allowed role).
         force_status(migrated_db, registration["id"], sorted(transition.sources)[0])
-    response = _request(client, method, path, body, token(role))
+    response = _request(api_client, method, path, body, token(role))
     if role in allowed:
         assert response.status_code not in (401, 403), response.json_body
     else:
@@ -114,19 +122,19 @@ def test_every_staff_route_by_role(
         assert response.json_body["error"]["code"] == "forbidden"
 
 
-def test_deeply_nested_json_within_the_size_limit_is_400_not_500(client: Client) -> None:
+def test_deeply_nested_json_within_the_size_limit_is_400_not_500(api_client: Client) -> None:
     nested = "[" * 8000 + "]" * 8000  # 16,000 bytes: under the 16 KiB limit
     assert len(nested) < 16 * 1024
     for path in ("/registrations", "/packages"):
-        response = post(client, path, nested, token("admin"))
+        response = post(api_client, path, nested, token("admin"))
         assert response.status_code == 400, (path, response.status_code)
     deep_object = '{"a":' * 2500 + "1" + "}" * 2500  # 15,001 bytes
-    assert post(client, "/registrations", deep_object).status_code == 400
+    assert post(api_client, "/registrations", deep_object).status_code == 400
 
 
-def test_a_one_megabyte_body_is_413(client: Client) -> None:
+def test_a_one_megabyte_body_is_413(api_client: Client) -> None:
     big = json.dumps({"full_name": "x" * 1_000_000})
-    response = post(client, "/registrations", big)
+    response = post(api_client, "/registrations", big)
     assert response.status_code == 413
     assert response.json_body["error"]["code"] == "payload_too_large"
 
@@ -141,5 +149,5 @@ def test_a_one_megabyte_body_is_413(client: Client) -> None:
         '{"notes": "' + "\u202e" * 100 + '"}',
     ],
 )
-def test_odd_json_is_a_4xx(client: Client, body: str) -> None:
-    assert 400 <= post(client, "/registrations", body).status_code < 500
+def test_odd_json_is_a_4xx(api_client: Client, body: str) -> None:
+    assert 400 <= post(api_client, "/registrations", body).status_code < 500

@@ -3,7 +3,7 @@
 import logging
 
 from chalicelib.platform.logs import mask
-from tests.pii_scan import EMAIL, PHONE, PiiScanHandler
+from tests.support.pii_scan import EMAIL, PHONE, PiiScanHandler
 
 
 def test_the_patterns_find_raw_personal_data_and_not_masked() -> None:

@@ -59,7 +59,8 @@ def registration_body(package: dict[str, Any], **changes: Any) -> dict[str, Any]
 def register(client: Client, package: dict[str, Any], **changes: Any) -> dict[str, Any]:
     response = post(client, "/registrations", registration_body(package, **changes))
     assert response.status_code == 201, response.json_body
-    return response.json_body
+    created: dict[str, Any] = response.json_body
+    return created
 
 
 def force_status(url: str, registration_id: str, status: str, feasible: bool | None = True) -> None:

@@ -1,11 +1,10 @@
-"""The WhatsApp client against the fake Cloud API (a real HTTP server on loopback)."""
+"""The WhatsApp whatsapp_client against the fake_whatsapp Cloud API (a real HTTP server on loopback)."""
 
 import email.utils
 import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,24 +24,15 @@ PHONE = "+6281234567890"
 COMPONENTS = [{"type": "body", "parameters": [{"type": "text", "text": "Budi"}]}]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeWhatsApp]:
-    with FakeWhatsApp() as server:
-        yield server
+def test_sends_the_cloud_api_body_and_returns_the_wamid(
+    fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
+) -> None:
+    message_id = whatsapp_client.send_template(PHONE, "customer_created", components=COMPONENTS, language="en")
 
-
-@pytest.fixture
-def client(fake: FakeWhatsApp) -> WhatsAppClient:
-    return WhatsAppClient(fake.api_url, fake.phone_number_id, "test-token", timeout_s=0.3)
-
-
-def test_sends_the_cloud_api_body_and_returns_the_wamid(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    message_id = client.send_template(PHONE, "customer_created", components=COMPONENTS, language="en")
-
-    [request] = fake.requests
+    [request] = fake_whatsapp.requests
     assert message_id.startswith("wamid.")
     assert request.message_id == message_id
-    assert request.path == f"/v21.0/{fake.phone_number_id}/messages"
+    assert request.path == f"/v21.0/{fake_whatsapp.phone_number_id}/messages"
     assert request.authorization == "Bearer test-token"
     assert request.body == {
         "messaging_product": "whatsapp",
@@ -53,9 +43,9 @@ def test_sends_the_cloud_api_body_and_returns_the_wamid(fake: FakeWhatsApp, clie
     }
 
 
-def test_language_defaults_to_indonesian(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    client.send_template(PHONE, "customer_created", components=[])
-    assert fake.requests[0].body["template"]["language"] == {"code": "id"}
+def test_language_defaults_to_indonesian(fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient) -> None:
+    whatsapp_client.send_template(PHONE, "customer_created", components=[])
+    assert fake_whatsapp.requests[0].body["template"]["language"] == {"code": "id"}
 
 
 @pytest.mark.parametrize(
@@ -82,11 +72,15 @@ def test_language_defaults_to_indonesian(fake: FakeWhatsApp, client: WhatsAppCli
     ],
 )
 def test_failures_are_classified_by_code_then_http_status(
-    fake: FakeWhatsApp, client: WhatsAppClient, reply: Reply, error_class: type[WhatsAppError], code: int | None
+    fake_whatsapp: FakeWhatsApp,
+    whatsapp_client: WhatsAppClient,
+    reply: Reply,
+    error_class: type[WhatsAppError],
+    code: int | None,
 ) -> None:
-    fake.queue(reply)
+    fake_whatsapp.queue(reply)
     with pytest.raises(error_class) as raised:
-        client.send_template(PHONE, "customer_created", components=COMPONENTS)
+        whatsapp_client.send_template(PHONE, "customer_created", components=COMPONENTS)
     assert type(raised.value) is error_class
     assert raised.value.code == code
     assert raised.value.http_status == reply.status
@@ -94,10 +88,10 @@ def test_failures_are_classified_by_code_then_http_status(
         assert f"code {code}" in raised.value.describe()
 
 
-def test_retry_after_header_is_honoured(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    fake.queue(Reply.http(429, retry_after=17))
+def test_retry_after_header_is_honoured(fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient) -> None:
+    fake_whatsapp.queue(Reply.http(429, retry_after=17))
     with pytest.raises(WhatsAppRetryableError) as raised:
-        client.send_template(PHONE, "customer_created", components=[])
+        whatsapp_client.send_template(PHONE, "customer_created", components=[])
     assert raised.value.retry_after_s == 17
 
 
@@ -109,44 +103,50 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert _retry_after_s(None) is None
 
 
-def test_a_slow_answer_is_outcome_unknown_within_the_timeout(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    fake.queue(Reply.slow(2.0))
+def test_a_slow_answer_is_outcome_unknown_within_the_timeout(
+    fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
+) -> None:
+    fake_whatsapp.queue(Reply.slow(2.0))
     started = time.monotonic()
     with pytest.raises(WhatsAppOutcomeUnknownError, match="timed out"):
-        client.send_template(PHONE, "customer_created", components=[])
+        whatsapp_client.send_template(PHONE, "customer_created", components=[])
     assert time.monotonic() - started < 1.5
-    assert len(fake.requests) == 1  # it did arrive: that is why it is not blindly resent
+    assert len(fake_whatsapp.requests) == 1  # it did arrive: that is why it is not blindly resent
 
 
-def test_a_connection_dropped_after_sending_is_outcome_unknown(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    fake.queue(Reply.dropped())
+def test_a_connection_dropped_after_sending_is_outcome_unknown(
+    fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
+) -> None:
+    fake_whatsapp.queue(Reply.dropped())
     with pytest.raises(WhatsAppOutcomeUnknownError, match="connection lost"):
-        client.send_template(PHONE, "customer_created", components=[])
+        whatsapp_client.send_template(PHONE, "customer_created", components=[])
 
 
-def test_connection_refused_is_retryable(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    fake.stop()
+def test_connection_refused_is_retryable(fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient) -> None:
+    fake_whatsapp.stop()
     with pytest.raises(WhatsAppRetryableError, match="could not connect"):
-        client.send_template(PHONE, "customer_created", components=[])
+        whatsapp_client.send_template(PHONE, "customer_created", components=[])
 
 
-def test_a_wrong_token_is_retryable_once_an_operator_fixes_it(fake: FakeWhatsApp) -> None:
-    client = WhatsAppClient(fake.api_url, fake.phone_number_id, "expired", timeout_s=0.3)
+def test_a_wrong_token_is_retryable_once_an_operator_fixes_it(fake_whatsapp: FakeWhatsApp) -> None:
+    whatsapp_client = WhatsAppClient(fake_whatsapp.api_url, fake_whatsapp.phone_number_id, "expired", timeout_s=0.3)
     with pytest.raises(WhatsAppRetryableError) as raised:
-        client.send_template(PHONE, "customer_created", components=[])
+        whatsapp_client.send_template(PHONE, "customer_created", components=[])
     assert (raised.value.http_status, raised.value.code) == (401, 190)
 
 
-def test_a_recipient_not_in_e164_is_refused_without_a_request(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
+def test_a_recipient_not_in_e164_is_refused_without_a_request(
+    fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
+) -> None:
     with pytest.raises(WhatsAppPermanentError, match=r"E\.164"):
-        client.send_template("081234567890", "customer_created", components=[])
-    assert fake.requests == []
+        whatsapp_client.send_template("081234567890", "customer_created", components=[])
+    assert fake_whatsapp.requests == []
 
 
-def test_error_text_names_no_phone_number(fake: FakeWhatsApp, client: WhatsAppClient) -> None:
-    fake.queue(Reply.error(131026))
+def test_error_text_names_no_phone_number(fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient) -> None:
+    fake_whatsapp.queue(Reply.error(131026))
     with pytest.raises(WhatsAppPermanentError) as raised:
-        client.send_template(PHONE, "customer_created", components=COMPONENTS)
+        whatsapp_client.send_template(PHONE, "customer_created", components=COMPONENTS)
     assert "81234567890" not in str(raised.value) + raised.value.describe()
 
 
@@ -174,9 +174,9 @@ def test_missing_settings_are_a_configuration_error() -> None:
         WhatsAppClient("graph.facebook.com", "1", "t")
 
 
-def _post(fake: FakeWhatsApp, body: Any, token: str = "test-token") -> tuple[int, dict[str, Any]]:  # noqa: S107
+def _post(fake_whatsapp: FakeWhatsApp, body: Any, token: str = "test-token") -> tuple[int, dict[str, Any]]:  # noqa: S107
     request = urllib.request.Request(  # noqa: S310 (loopback http)
-        f"{fake.api_url}/{fake.phone_number_id}/messages",
+        f"{fake_whatsapp.api_url}/{fake_whatsapp.phone_number_id}/messages",
         data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
@@ -196,8 +196,8 @@ def _post(fake: FakeWhatsApp, body: Any, token: str = "test-token") -> tuple[int
         {"messaging_product": "whatsapp", "to": "6281234567890", "type": "template", "template": {"name": "x"}},
     ],
 )
-def test_the_fake_refuses_a_wrong_shape_like_the_cloud_api(fake: FakeWhatsApp, body: dict[str, Any]) -> None:
-    status, document = _post(fake, body)
+def test_the_fake_refuses_a_wrong_shape_like_the_cloud_api(fake_whatsapp: FakeWhatsApp, body: dict[str, Any]) -> None:
+    status, document = _post(fake_whatsapp, body)
     assert status == 400
     error = document["error"]
     assert error["code"] == 100
@@ -205,22 +205,22 @@ def test_the_fake_refuses_a_wrong_shape_like_the_cloud_api(fake: FakeWhatsApp, b
     assert error["error_data"]["messaging_product"] == "whatsapp"
     assert error["error_data"]["details"]
     assert error["fbtrace_id"]
-    assert fake.delivered == []
+    assert fake_whatsapp.delivered == []
 
 
-def test_the_fake_refuses_a_wrong_token(fake: FakeWhatsApp) -> None:
-    status, document = _post(fake, {}, token="nope")
+def test_the_fake_refuses_a_wrong_token(fake_whatsapp: FakeWhatsApp) -> None:
+    status, document = _post(fake_whatsapp, {}, token="nope")
     assert (status, document["error"]["code"]) == (401, 190)
 
 
-def test_the_fake_answers_success_like_the_cloud_api(fake: FakeWhatsApp) -> None:
+def test_the_fake_answers_success_like_the_cloud_api(fake_whatsapp: FakeWhatsApp) -> None:
     body = {
         "messaging_product": "whatsapp",
         "to": "6281234567890",
         "type": "template",
         "template": {"name": "customer_created", "language": {"code": "id"}},
     }
-    status, document = _post(fake, body)
+    status, document = _post(fake_whatsapp, body)
     assert status == 200
     assert document["messaging_product"] == "whatsapp"
     assert document["contacts"] == [{"input": "6281234567890", "wa_id": "6281234567890"}]

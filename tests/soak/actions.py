@@ -164,7 +164,7 @@ class Container:
         ).fetchone()
         if row is None:
             return
-        from tests import sqs_events
+        from tests.support import sqs_events
 
         record = sqs_events.record(sqs_events.create_customer_body(str(row[0])))
         if self.message_ids and self.rng.random() < 0.3:
@@ -175,7 +175,7 @@ class Container:
     def _deliver_queued(self) -> None:
         import boto3
 
-        from tests import sqs_events
+        from tests.support import sqs_events
 
         messages = (
             boto3.client("sqs")
@@ -221,7 +221,7 @@ class Container:
 
 
 def _body(action: Any, rng: random.Random) -> dict[str, Any] | None:
-    from tests.integration.api import BODY_BY_ACTION
+    from tests.support.api import BODY_BY_ACTION
 
     if action == "create-customer":
         return None

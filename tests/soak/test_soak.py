@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.soak import run_soak
+from tests.soak.runner import run_soak
 
 pytestmark = pytest.mark.soak
 

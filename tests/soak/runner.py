@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 import uuid
@@ -87,7 +86,9 @@ def check(url: str, deliveries: list[list[Any]], outcomes: Counter[str]) -> dict
     from chalicelib.statuses import RegistrationStatus
     from chalicelib.workflow import TRANSITIONS
 
-    allowed = {(t.action.value, s.value, t.target.value) for t in TRANSITIONS for s in t.sources}
+    allowed: set[tuple[str, str | None, str]] = {
+        (t.action.value, s.value, t.target.value) for t in TRANSITIONS for s in t.sources
+    }
     allowed.add(("register", None, RegistrationStatus.PENDING_VERIFICATION.value))
     violations: list[str] = []
     with psycopg.connect(url) as conn:
@@ -119,7 +120,7 @@ def check(url: str, deliveries: list[list[Any]], outcomes: Counter[str]) -> dict
         duplicate_keys = conn.execute(
             "SELECT count(*) FROM (SELECT dedupe_key FROM notification_outbox GROUP BY 1 HAVING count(*) > 1) d"
         ).fetchone()
-        sent = dict(
+        sent: dict[str, str] = dict(
             conn.execute("SELECT provider_message_id, dedupe_key FROM notification_outbox WHERE status = 'sent'")
         )
         counts = conn.execute(
@@ -183,7 +184,7 @@ def _worker(url: str, people: list[dict[str, Any]], seconds: float, seed: int, r
     import logging
 
     logging.disable(logging.WARNING)  # the expected refusals would drown the output
-    from tests.soak_actions import Container
+    from tests.soak.actions import Container
 
     with Container(url, people, seed, SECRET, OTP_KEY) as container:
         deadline = time.monotonic() + seconds
@@ -228,7 +229,3 @@ def _with_embedded_server(seconds: float, processes: int, seed: int) -> dict[str
     finally:
         server.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

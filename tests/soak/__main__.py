@@ -1,0 +1,7 @@
+"""``python -m tests.soak``: see ``tests.soak.runner``."""
+
+import sys
+
+from tests.soak.runner import main
+
+sys.exit(main())
