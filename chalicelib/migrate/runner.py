@@ -94,7 +94,7 @@ def verify(
     applied = [m for m in files if m.name in (catalog.history or {})]
     schema = check_schema(conn, catalog.schema, applied, contract, settings or Settings())
     report.checked += schema.checked
-    report.drift = [*history_drift, *contract_drift, *schema.drift]
+    report.drift = [*history_drift, *_not_repeated(contract_drift, schema.drift), *schema.drift]
     report.verify_ms = schema.timings_ms
     return report
 
@@ -140,6 +140,16 @@ def apply(
         return report
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+def _not_repeated(contract_drift: list[Drift], schema_drift: list[Drift]) -> list[Drift]:
+    """A missing table or column is named once, by the schema check (which carries its fix)."""
+    said = {(d.kind, word) for d in schema_drift for word in d.message.replace(":", " ").split()}
+    return [
+        d
+        for d in contract_drift
+        if not (d.kind in ("table_missing", "column_missing") and (d.kind, d.message.split()[1].split(".")[-1]) in said)
+    ]
 
 
 def replay(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], settings: Settings) -> None:

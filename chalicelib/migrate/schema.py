@@ -54,9 +54,7 @@ SELECT jsonb_build_object(
                     || ':' || a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END), '[]')
                   FROM aclexplode(coalesce(r.relacl, acldefault(
                        CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END::"char", r.relowner))) a))
-        ORDER BY r.relname), '[]') FROM rel r WHERE r.relkind <> 'S' OR NOT EXISTS (
-            SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
-               AND d.deptype = 'i')),
+        ORDER BY r.relname), '[]') FROM tab r),
   'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object(
         'table', t.relname,
         'name', a.attname,
@@ -79,6 +77,10 @@ SELECT jsonb_build_object(
         'definition', pg_get_constraintdef(c.oid),
         'validated', c.convalidated,
         'enforced', {enforced},
+        -- DISABLE TRIGGER ALL switches off the triggers that enforce foreign keys.
+        'disabled_on', (SELECT coalesce(jsonb_agg(DISTINCT gt.relname::text), '[]')
+                          FROM pg_trigger g JOIN pg_class gt ON gt.oid = g.tgrelid
+                         WHERE g.tgconstraint = c.oid AND g.tgenabled = 'D'),
         'columns', (SELECT coalesce(jsonb_agg(a.attname::text ORDER BY a.attnum), '[]')
                       FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)))
         ORDER BY t.relname, c.conname), '[]')

@@ -77,7 +77,9 @@ class _Comparer:
         drift += self._triggers()
         drift += self._policies()
         drift += self._grants()
-        return drift
+        # Run in turn, the fixes must drop what uses a function, type or sequence before it.
+        last = ("function_extra", "sequence_extra", "type_extra")
+        return [d for d in drift if d.kind not in last] + [d for k in last for d in drift if d.kind == k]
 
     # The pairs of one kind, without those whose table is missing or extra as a whole.
     def _pairs(
@@ -100,7 +102,9 @@ class _Comparer:
             for t in missing
         ]
         drift += [
-            Drift("type_extra", f"type {t['name']} is in the database but no migration creates it", fix.type_drop(t))
+            Drift(
+                "type_extra", f"columns may use a type no migration makes: type {t['name']} is extra", fix.type_drop(t)
+            )
             for t in extra
         ]
         drift += [
@@ -128,7 +132,7 @@ class _Comparer:
         drift += [
             Drift(
                 "function_extra",
-                f"function {f['name']} is in the database but no migration creates it",
+                f"calls to {f['name']} run code no migration wrote: function {f['name']} is extra",
                 f"DROP FUNCTION {f['name']};",
             )
             for f in extra
@@ -159,7 +163,7 @@ class _Comparer:
         drift += [
             Drift(
                 "sequence_extra",
-                f"sequence {s['name']} is in the database but no migration creates it",
+                f"defaults may draw numbers no migration planned: sequence {s['name']} is extra",
                 f"DROP SEQUENCE {s['name']};",
             )
             for s in extra
@@ -188,7 +192,7 @@ class _Comparer:
         return drift
 
     def _relations(self) -> list[Drift]:
-        drift = []
+        drift = self._extra_tables()
         for (name,) in sorted(self.missing_tables):
             drift.append(
                 Drift(
@@ -197,18 +201,22 @@ class _Comparer:
                     fix.table_create(name, self.expected, self.live),
                 )
             )
+        for lv, e in (p for p in self._pairs("relations")[2]):
+            drift += _relation_differences(lv, e)
+        return drift
+
+    def _extra_tables(self) -> list[Drift]:
+        drift = []
         for (name,) in sorted(self.extra_tables):
             drift.append(
                 Drift(
                     "table_extra",
-                    f"table {name} is in the database but no migration creates it: the next migration "
-                    "that creates it will fail",
+                    f"the next migration that creates {name} will fail: "
+                    f"{fix.relkind_word(self.live['relations'][(name,)]).lower()} {name} is in no migration",
                     "-- keep a copy of its rows first if they matter\n"
                     f"DROP {fix.relkind_word(self.live['relations'][(name,)])} {name};",
                 )
             )
-        for lv, e in (p for p in self._pairs("relations")[2]):
-            drift += _relation_differences(lv, e)
         return drift
 
     def _columns(self) -> list[Drift]:
@@ -329,6 +337,16 @@ class _Comparer:
                         fix.constraint_replace(e),
                     )
                 )
+            elif lv["disabled_on"] != e["disabled_on"]:
+                tables = sorted(set(lv["disabled_on"]) - set(e["disabled_on"]))
+                drift.append(
+                    Drift(
+                        "constraint_not_enforced",
+                        f"{_accepts(e)}: the triggers that enforce {_word(e)} {e['name']} are disabled "
+                        f"(DISABLE TRIGGER ALL on {', '.join(tables)})",
+                        "\n".join(f"ALTER TABLE {t} ENABLE TRIGGER ALL;" for t in tables),
+                    )
+                )
             elif not lv["enforced"] and e["enforced"]:
                 drift.append(
                     Drift(
@@ -435,8 +453,8 @@ class _Comparer:
         drift += [
             Drift(
                 "trigger_extra",
-                f"writes to {t['table']} also run trigger {t['name']}, which no migration creates "
-                "(it may reject or change what the code writes)",
+                f"writes to {t['table']} also run code no migration wrote (it may reject or change what the "
+                f"code writes): trigger {t['name']} is extra",
                 f"DROP TRIGGER {t['name']} ON {t['table']};",
             )
             for t in extra
@@ -511,7 +529,7 @@ class _Comparer:
                 drift.append(
                     Drift(
                         "grant_extra",
-                        f"{grantee} may {privilege} {name}, which no migration grants",
+                        f"{grantee} may {privilege} {name}: the grant of {privilege} on {name} to {grantee} is in no migration",
                         fix.grant(entry, name, lv, revoke=True),
                     )
                 )
