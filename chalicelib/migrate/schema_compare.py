@@ -529,7 +529,8 @@ class _Comparer:
                 drift.append(
                     Drift(
                         "grant_extra",
-                        f"{grantee} may {privilege} {name}: the grant of {privilege} on {name} to {grantee} is in no migration",
+                        f"{grantee} may {privilege} {name}: the grant of {privilege} on {name} to {grantee} "
+                        "is in no migration",
                         fix.grant(entry, name, lv, revoke=True),
                     )
                 )
