@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support, cold_start, migrations, request_cost, scale, worker
+from bench import _support, cold_start, migrations, request_cost, scale, schema_drift, worker
 
 FULL: dict[str, list[str]] = {
     "cold_start": [],
@@ -33,6 +33,7 @@ FULL: dict[str, list[str]] = {
     "worker": [],
     "migrations": [],
     "scale": [],
+    "schema_drift": [],
 }
 SMOKE: dict[str, list[str]] = {
     "cold_start": ["--repeat", "1", "--no-zip"],
@@ -40,6 +41,7 @@ SMOKE: dict[str, list[str]] = {
     "worker": ["--records", "20", "--traced-records", "10"],
     "migrations": ["--repeat", "2", "--rows", "2000", "--writer-warmup", "0.05"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
+    "schema_drift": ["--repeat", "2", "--scenarios", "3"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "cold_start": cold_start.main,
@@ -47,6 +49,7 @@ MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "worker": worker.main,
     "migrations": migrations.main,
     "scale": scale.main,
+    "schema_drift": schema_drift.main,
 }
 
 
@@ -330,6 +333,8 @@ def _details(results: dict[str, Any]) -> list[str]:
         out += ["", "Plans of the list statement:", ""]
         for name, plan in big["plans"].items():
             out += [f"{name}:", "", "```", plan, "```", ""]
+    if "table" in results.get("schema_drift", {}):
+        out += schema_drift.render(results["schema_drift"])
     return out
 
 

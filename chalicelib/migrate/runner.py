@@ -78,6 +78,8 @@ def verify(
 ) -> Report:
     """The live database against the files, the contract and the schema the files build; pending files are drift."""
     from chalicelib.migrate.expected import check_schema
+    from chalicelib.migrate.statements import check_statements
+    from chalicelib.statements import load_all
 
     report = Report(action=action)
     catalog = read_catalog(conn, _tables(contract), whole_schema=True)
@@ -93,9 +95,10 @@ def verify(
     # What the applied files build: a pending file is drift of its own (migration_pending).
     applied = [m for m in files if m.name in (catalog.history or {})]
     schema = check_schema(conn, catalog.schema, applied, contract, settings or Settings())
-    report.checked += schema.checked
-    report.drift = [*history_drift, *_not_repeated(contract_drift, schema.drift), *schema.drift]
-    report.verify_ms = schema.timings_ms
+    statements_checked, statement_drift, cost = check_statements(conn, load_all())
+    report.checked += [*schema.checked, *statements_checked]
+    report.drift = [*history_drift, *_not_repeated(contract_drift, schema.drift), *schema.drift, *statement_drift]
+    report.verify_ms = {**schema.timings_ms, "statements": cost["ms"]}
     return report
 
 
