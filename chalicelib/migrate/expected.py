@@ -1,6 +1,6 @@
 """The schema the migrations build, built: replayed by the runner into a scratch database.
 
-A new database (``migrate_scratch_<epoch>_<random>``) is created on the live
+A new database (``migrate_scratch_<epoch>_<random>_<live database>``) is created on the live
 database's server, from ``template0``, every migration file is applied to it by
 the same code ``apply`` uses (``runner.replay``: each file in its own transaction,
 no-transaction files alone, exactly as in production), its catalog is read with the
@@ -80,7 +80,8 @@ def build_expected(
 
     from chalicelib.migrate import runner
 
-    name = f"{SCRATCH_PREFIX}{int(time.time())}_{uuid.uuid4().hex[:10]}"
+    # <epoch>_<random>_<live database>: unique per run, old ones findable, and an operator sees whose it was.
+    name = f"{SCRATCH_PREFIX}{int(time.time())}_{uuid.uuid4().hex[:8]}_{conn.info.dbname[:24]}"
     # CREATE DATABASE refuses a transaction: use the caller's connection when it is idle.
     admin = conn if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE else None
     own_admin = admin is None
