@@ -24,6 +24,8 @@ def _sql(url: str, statement: str) -> None:
 def apply_fixes(url: str, report: dict[str, Any]) -> None:
     """Each drift's fix_sql in report order, one statement at a time (CONCURRENTLY refuses a transaction)."""
     for drift in report["drift"]:
+        if drift["kind"] == "statement_does_not_prepare":
+            continue  # fits again once the schema is repaired
         assert drift["fix_sql"], drift
         for statement in re.split(r";\s*\n", drift["fix_sql"]):
             statement = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
@@ -71,13 +73,14 @@ def test_a_fresh_apply_and_a_second_apply_verify_clean(empty_db: str) -> None:
 def test_a_database_migrated_file_by_file_across_releases_verifies_clean(empty_db: str, tmp_path: Path) -> None:
     """Each release shipped one more file: apply (which verifies) after each, as the deploys did.
 
-    An earlier release's code had no enum contract for tables it did not have yet.
+    An earlier release's code had no enum contract, nor statements, for tables it did not have yet.
     """
     release = tmp_path / "migrations"
     release.mkdir()
     for path in sorted(MIGRATIONS.glob("*.sql")):
         (release / path.name).write_bytes(path.read_bytes())
         report = run("apply", empty_db, migrations_dir=release, contract=())
-        assert report["ok"], (path.name, report["drift"])
         assert report["applied"] == [path.name]
+        # Only today's statements may not fit yet (they use tables of later files); the schema does.
+        assert {d["kind"] for d in report["drift"]} <= {"statement_does_not_prepare"}, (path.name, report["drift"])
     assert run("verify", empty_db, migrations_dir=MIGRATIONS)["ok"]
