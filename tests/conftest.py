@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 from chalicelib.migrate import run
 
 # Every log line of the session is scanned for unmasked phone numbers and e-mail addresses, and
-# every statement chalicelib executes must be in its registry (chalicelib.statements).
+# every statement chalicelib executes must be in its registry (chalicelib.platform.statements).
 pytest_plugins = ["tests.pii_scan", "tests.statement_scan"]
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 At session start it wraps psycopg's ``Cursor.execute`` (psycopg's, not our code)
 to record each query run from a module of ``chalicelib`` (the migrate package
 aside: it runs migration files and catalog queries, not application statements).
-At the end, any recorded statement that ``chalicelib.statements`` does not hold
+At the end, any recorded statement that ``chalicelib.platform.statements`` does not hold
 fails the session, as the PII scan does with log lines; the terminal summary
 gives the counts (summed over xdist workers) and the strays.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib import statements
+from chalicelib.platform import statements
 
 _KEY = "statement_scan"
 _seen: dict[str, str] = {}  # normalized text -> the module that ran it
@@ -72,7 +72,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"Statement scan: {_totals['executed']} statements executed by chalicelib, "
-        f"{len(_totals['distinct'])} distinct, {len(_totals['strays'])} not in chalicelib.statements"
+        f"{len(_totals['distinct'])} distinct, {len(_totals['strays'])} not in chalicelib.platform.statements"
     )
     for text, module in sorted(_totals["strays"].items()):
         terminalreporter.write_line(f"  {module}: {text[:200]}", red=True)

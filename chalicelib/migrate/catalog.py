@@ -106,7 +106,8 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str], *, whole_sc
         row = conn.execute(
             _QUERY.format(history="NULL::jsonb", enforced=enforced, schema=schema), {"tables": tables}
         ).fetchone()
-    assert row is not None
+    if row is None:  # a SELECT without FROM always returns one row
+        raise RuntimeError("the catalog query returned no row")
     database, server_version, history, checks, columns, indexes, objects = row
     return Catalog(
         database=database,

@@ -21,11 +21,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings
 from chalicelib.migrate.files import MigrationFile
 from chalicelib.migrate.report import Drift
 from chalicelib.migrate.schema import Schema, read_schema
 from chalicelib.migrate.schema_compare import compare_schema
+from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import EnumColumn
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings
 from chalicelib.migrate.catalog import HISTORY_TABLE, read_catalog
 from chalicelib.migrate.files import MigrationFile
 from chalicelib.migrate.report import Drift, Report
 from chalicelib.migrate.verify import compare_contract, compare_history
+from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import EnumColumn
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def verify(
     """The live database against the files, the contract and the schema the files build; pending files are drift."""
     from chalicelib.migrate.expected import check_schema
     from chalicelib.migrate.statements import check_statements
-    from chalicelib.statements import load_all
+    from chalicelib.platform.statements import load_all
 
     report = Report(action=action)
     catalog = read_catalog(conn, _tables(contract), whole_schema=True)

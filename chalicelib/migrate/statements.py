@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.migrate.report import Drift
-from chalicelib.statements import Statement
+from chalicelib.platform.statements import Statement
 
 if TYPE_CHECKING:
     import psycopg

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from chalicelib.statements import statement
+from chalicelib.platform.statements import statement
 from chalicelib.statuses import NotificationStatus
 
 if TYPE_CHECKING:
