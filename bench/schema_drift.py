@@ -129,7 +129,7 @@ def _dump(binary: str, url: str) -> list[str]:
     out = subprocess.run(
         [binary, "--schema-only", "--dbname", url], capture_output=True, text=True, check=True, timeout=120
     ).stdout
-    return [line for line in out.splitlines() if not _NOISE.match(line)]
+    return [line for line in out.splitlines() if not _NOISE.search(line)]
 
 
 def _pg_dump_binary(server: str) -> str | None:
