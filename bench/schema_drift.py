@@ -3,7 +3,8 @@
 Usage: python bench/schema_drift.py [--database-url URL] [--repeat N] [--scenarios N] [--no-tools]
 
 Each scenario of ``tests/drift_catalogue.py`` is applied to a fresh copy of a
-migrated database.  Each tool then compares that database with what the
+migrated database (by hand, or, for the scenarios where the migrations and the code
+disagree, as a migration file that both databases get).  Each tool then compares that database with what the
 migrations build (a database they were just applied to):
 
 - verify: caught when it reports drift whose messages name every object the
@@ -44,7 +45,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bench import _support
 from chalicelib.migrate import run
-from tests.drift_catalogue import SCENARIOS, Scenario, apply_scenario
+from tests.drift_catalogue import MIGRATION_SCENARIOS, SCENARIOS, MigrationScenario, Scenario, apply_scenario
 
 MIGRATIONS = _support.ROOT / "migrations"
 VERIFY_TARGET_MS = 1000
@@ -53,7 +54,8 @@ TOOLS = ("verify", "migra", "pg_dump diff")
 # of pg_dump 17.6+/18, and per-column options some servers stamp on every column (pg_attver=…).
 _NOISE = re.compile(r"^(--|SET |SELECT pg_catalog\.set_config|\\restrict|\\unrestrict|$)|SET \(pg_attver=\d+\);$")
 
-Checker = Callable[[str, str], tuple[bool, str]]  # (live url, expected url) -> (differs, output)
+# (live url, expected url, migrations folder) -> (differs, output)
+Checker = Callable[[str, str, Path], tuple[bool, str]]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -67,16 +69,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     version = _server_version_num(server)
     scenarios = [s for s in SCENARIOS if version >= s.min_server_version]
     scenarios = scenarios[: args.scenarios] if args.scenarios else scenarios
+    migration_scenarios = MIGRATION_SCENARIOS[: args.scenarios] if args.scenarios else MIGRATION_SCENARIOS
     template = _support.create_db(server, migrated=True)
     try:
         checkers = _checkers(server, args.no_tools)
         with _support.database(server) as expected:
             baselines = _baselines(server, template, expected, checkers)
             table = [_scenario_row(server, template, expected, s, checkers) for s in scenarios]
+        table += [_migration_row(server, template, s, checkers) for s in migration_scenarios]
         timing = _time_verify(server, template, args.repeat)
     finally:
         _support.drop_db(server, template)
-    return _summary(version, scenarios, table, baselines, timing, checkers)
+    return _summary(version, table, baselines, timing, checkers)
 
 
 # The tools ------------------------------------------------------------------------------------
@@ -94,14 +98,14 @@ def _checkers(server: str, verify_only: bool) -> dict[str, Checker | str]:
     return found
 
 
-def _verify_checker(live: str, expected: str) -> tuple[bool, str]:
+def _verify_checker(live: str, expected: str, migrations: Path) -> tuple[bool, str]:
     with redirect_stderr(StringIO()):
-        report = run("verify", live, migrations_dir=MIGRATIONS)
+        report = run("verify", live, migrations_dir=migrations)
     return not report["ok"], "\n".join(f"{d['kind']}: {d['message']}" for d in report["drift"])
 
 
 def _migra_checker(binary: str) -> Checker:
-    def check(live: str, expected: str) -> tuple[bool, str]:
+    def check(live: str, expected: str, migrations: Path) -> tuple[bool, str]:
         done = subprocess.run(
             [binary, "--unsafe", "--with-privileges", _libpq_url(live), _libpq_url(expected)],
             capture_output=True,
@@ -116,7 +120,7 @@ def _migra_checker(binary: str) -> Checker:
 
 
 def _pg_dump_checker(binary: str) -> Checker:
-    def check(live: str, expected: str) -> tuple[bool, str]:
+    def check(live: str, expected: str, migrations: Path) -> tuple[bool, str]:
         a, b = _dump(binary, live), _dump(binary, expected)
         diff = [line for line in difflib.unified_diff(b, a, lineterm="", n=0) if line[:1] in "+-"]
         diff = [line for line in diff if not line.startswith(("+++", "---"))]
@@ -167,12 +171,37 @@ def _scenario_row(
             if isinstance(checker, str):
                 continue
             try:
-                differs, output = checker(live, expected)
+                differs, output = checker(live, expected, MIGRATIONS)
             except Exception as error:  # a tool that breaks on a scenario: shown as such
                 row[tool] = f"error: {str(error)[:80]}"
                 continue
             named = all(re.search(rf"\b{re.escape(n)}\b", output) for n in names)
             row[tool] = "caught" if differs and named else ("differs, unnamed" if differs else "missed")
+    return row
+
+
+def _migration_row(
+    server: str, template: str, scenario: MigrationScenario, checkers: dict[str, Checker | str]
+) -> dict[str, Any]:
+    """The change shipped as 100_change.sql: live and expected are both what the files build."""
+    import tempfile
+
+    names = [name for _, name in scenario.expect]
+    row: dict[str, Any] = {"scenario": scenario.name + " (a migration)", "names": names}
+    with tempfile.TemporaryDirectory() as folder, _copy(server, template) as live:
+        migrations = Path(folder)
+        for path in MIGRATIONS.glob("*.sql"):
+            (migrations / path.name).write_bytes(path.read_bytes())
+        (migrations / "100_change.sql").write_text(scenario.sql + "\n")
+        with _support.database(server, migrated=False) as expected, redirect_stderr(StringIO()):
+            run("apply", live, migrations_dir=migrations)
+            run("apply", expected, migrations_dir=migrations)
+            for tool, checker in checkers.items():
+                if isinstance(checker, str):
+                    continue
+                differs, output = checker(live, expected, migrations)
+                named = all(re.search(rf"\b{re.escape(n)}\b", output) for n in names)
+                row[tool] = "caught" if differs and named else ("differs, unnamed" if differs else "missed")
     return row
 
 
@@ -187,7 +216,9 @@ def _baselines(server: str, template: str, expected: str, checkers: dict[str, Ch
         live = make()
         try:
             found[label] = {
-                tool: checker(live, expected)[0] for tool, checker in checkers.items() if not isinstance(checker, str)
+                tool: checker(live, expected, MIGRATIONS)[0]
+                for tool, checker in checkers.items()
+                if not isinstance(checker, str)
             }
         finally:
             _support.drop_db(server, live)
@@ -235,7 +266,6 @@ def _time_verify(server: str, template: str, repeat: int) -> dict[str, Any]:
 
 def _summary(
     version: int,
-    scenarios: list[Scenario],
     table: list[dict[str, Any]],
     baselines: dict[str, Any],
     timing: dict[str, Any],
@@ -250,7 +280,7 @@ def _summary(
     ]
     return {
         "server_version_num": version,
-        "scenarios": len(scenarios),
+        "scenarios": len(table),
         "tools": {t: (c if isinstance(c, str) else "run") for t, c in checkers.items()},
         "table": table,
         "baselines": baselines,

@@ -373,3 +373,107 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("sequence added by hand", "CREATE SEQUENCE invoice_number_seq", ("sequence_extra", "invoice_number_seq")),
     _s("enum type added by hand", "CREATE TYPE mood AS ENUM ('happy', 'sad')", ("type_extra", "mood")),
 )
+
+
+# The migrations and the code disagree.  The change is shipped as a migration file
+# (100_change.sql) and applied, so the live schema is exactly what the migrations
+# build: a tool that compares the two sees nothing.  Verify's contract and statement
+# registry see what the code will trip over.  The repair is another migration: ``undo``.
+@dataclass(frozen=True)
+class MigrationScenario:
+    name: str
+    sql: str
+    undo: str
+    expect: tuple[tuple[str, str], ...]
+
+
+_INCIDENT_CHECK = (
+    "status IN ('pending_verification', 'verified', 'survey_scheduled', 'survey_completed', 'approved', "
+    "'rejected', 'cancelled')"
+)
+_EIGHT = _INCIDENT_CHECK.replace("'approved',", "'approved', 'customer_created',")
+_PREPARE = "statement_does_not_prepare"
+
+MIGRATION_SCENARIOS: tuple[MigrationScenario, ...] = (
+    MigrationScenario(
+        "a migration drops a column the worker writes",
+        "ALTER TABLE customers DROP COLUMN created_by;",
+        "ALTER TABLE customers ADD COLUMN created_by text NOT NULL;",
+        ((_PREPARE, "chalicelib.customers.repository"),),
+    ),
+    MigrationScenario(
+        "a migration renames a column the code reads",
+        "ALTER TABLE registration_otps RENAME COLUMN failed_attempts TO wrong_tries;",
+        "ALTER TABLE registration_otps RENAME COLUMN wrong_tries TO failed_attempts;",
+        ((_PREPARE, "chalicelib.registrations.repository"),),
+    ),
+    MigrationScenario(
+        "a migration drops the idempotency table",
+        "DROP TABLE idempotency_keys;",
+        "CREATE TABLE idempotency_keys (scope text NOT NULL, key text NOT NULL, request_sha256 text NOT NULL, "
+        "response_status integer NOT NULL, response_body jsonb NOT NULL, "
+        "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, key));\n"
+        "CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);",
+        ((_PREPARE, "chalicelib.registrations.repository"),),
+    ),
+    MigrationScenario(
+        "a migration makes the outbox payload text",
+        "ALTER TABLE notification_outbox ALTER COLUMN payload DROP DEFAULT, "
+        "ALTER COLUMN payload TYPE text USING payload::text;",
+        "ALTER TABLE notification_outbox ALTER COLUMN payload TYPE jsonb USING payload::jsonb, "
+        "ALTER COLUMN payload SET DEFAULT '{}';",
+        ((_PREPARE, "chalicelib.notifications.outbox"),),
+    ),
+    MigrationScenario(
+        "a migration drops packages.is_active",
+        "ALTER TABLE packages DROP COLUMN is_active;",
+        "ALTER TABLE packages ADD COLUMN is_active boolean NOT NULL DEFAULT true;",
+        ((_PREPARE, "chalicelib.registrations.repository"),),
+    ),
+    MigrationScenario(
+        "a migration drops registration_otps.codes_sent",
+        "ALTER TABLE registration_otps DROP COLUMN codes_sent;",
+        "ALTER TABLE registration_otps ADD COLUMN codes_sent integer NOT NULL DEFAULT 1;",
+        ((_PREPARE, "chalicelib.registrations.repository"),),
+    ),
+    MigrationScenario(
+        "the incident: a migration's valid_status lacks customer_created",
+        f"ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
+        f"ADD CONSTRAINT valid_status CHECK ({_INCIDENT_CHECK});",
+        f"ALTER TABLE customer_registrations DROP CONSTRAINT valid_status, "
+        f"ADD CONSTRAINT valid_status CHECK ({_EIGHT});",
+        (("check_rejects_value", "valid_status"),),
+    ),
+    MigrationScenario(
+        "a migration's ticket CHECK lacks cancelled",
+        "ALTER TABLE installation_tickets DROP CONSTRAINT valid_ticket_status, ADD CONSTRAINT valid_ticket_status "
+        "CHECK (status IN ('open', 'scheduled', 'done'));",
+        "ALTER TABLE installation_tickets DROP CONSTRAINT valid_ticket_status, ADD CONSTRAINT valid_ticket_status "
+        "CHECK (status IN ('open', 'scheduled', 'done', 'cancelled'));",
+        (("check_rejects_value", "valid_ticket_status"),),
+    ),
+    MigrationScenario(
+        "a migration's outbox CHECK lacks unknown",
+        "ALTER TABLE notification_outbox DROP CONSTRAINT valid_notification_status, ADD CONSTRAINT "
+        "valid_notification_status CHECK (status IN ('pending', 'sending', 'sent', 'failed'));",
+        "ALTER TABLE notification_outbox DROP CONSTRAINT valid_notification_status, ADD CONSTRAINT "
+        "valid_notification_status CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'unknown'));",
+        (("check_rejects_value", "valid_notification_status"),),
+    ),
+    MigrationScenario(
+        "a migration's status default is not a status",
+        "ALTER TABLE customer_registrations ALTER COLUMN status SET DEFAULT 'new';",
+        "ALTER TABLE customer_registrations ALTER COLUMN status SET DEFAULT 'pending_verification';",
+        (("default_mismatch", "status"),),
+    ),
+    MigrationScenario(
+        "a migration's active-phone index forgets cancelled",
+        "DROP INDEX customer_registrations_active_phone_key;\n"
+        "CREATE UNIQUE INDEX customer_registrations_active_phone_key ON customer_registrations (phone) "
+        "WHERE status NOT IN ('customer_created', 'rejected');",
+        "DROP INDEX customer_registrations_active_phone_key;\n"
+        "CREATE UNIQUE INDEX customer_registrations_active_phone_key ON customer_registrations (phone) "
+        "WHERE status NOT IN ('customer_created', 'rejected', 'cancelled');",
+        (("index_predicate_mismatch", "customer_registrations_active_phone_key"),),
+    ),
+)

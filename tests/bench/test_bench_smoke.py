@@ -52,7 +52,7 @@ def test_each_benchmark_runs_and_writes_its_results(
         assert results["migrations"]["verify"]["round_trips"]
     if "schema_drift" in names:
         drift = results["schema_drift"]
-        assert drift["caught"]["verify"] == drift["scenarios"] == 3
+        assert drift["caught"]["verify"] == drift["scenarios"] == 6  # 3 hand edits, 3 migrations
         assert drift["false_alarms"]["verify"] == 0
         assert drift["verify_time"]["replay_median_ms"] > 0
         assert "### Schema drift" in text

@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.migrate import run
 from tests.conftest import MIGRATIONS
-from tests.drift_catalogue import SCENARIOS, Scenario, apply_scenario
+from tests.drift_catalogue import MIGRATION_SCENARIOS, SCENARIOS, MigrationScenario, Scenario, apply_scenario
 
 
 def _sql(url: str, statement: str) -> None:
@@ -34,8 +34,9 @@ def apply_fixes(url: str, report: dict[str, Any]) -> None:
 
 
 def test_the_catalogue_has_at_least_40_scenarios() -> None:
+    names = [s.name for s in (*SCENARIOS, *MIGRATION_SCENARIOS)]
     assert len(SCENARIOS) >= 40
-    assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
@@ -84,3 +85,21 @@ def test_a_database_migrated_file_by_file_across_releases_verifies_clean(empty_d
         # Only today's statements may not fit yet (they use tables of later files); the schema does.
         assert {d["kind"] for d in report["drift"]} <= {"statement_does_not_prepare"}, (path.name, report["drift"])
     assert run("verify", empty_db, migrations_dir=MIGRATIONS)["ok"]
+
+
+@pytest.mark.parametrize("scenario", MIGRATION_SCENARIOS, ids=[s.name for s in MIGRATION_SCENARIOS])
+def test_a_migration_the_code_disagrees_with_is_caught_and_a_migration_repairs_it(
+    scenario: MigrationScenario, migrated_db: str, migrations_copy: Path
+) -> None:
+    (migrations_copy / "100_change.sql").write_text(scenario.sql + "\n")
+
+    report = run("apply", migrated_db, migrations_dir=migrations_copy)
+
+    assert report["applied"] == ["100_change.sql"]
+    assert sorted({d["kind"] for d in report["drift"]}) == sorted({k for k, _ in scenario.expect}), report["drift"]
+    for kind, name in scenario.expect:
+        assert any(name in d["message"] for d in report["drift"] if d["kind"] == kind), (name, report["drift"])
+
+    (migrations_copy / "101_undo.sql").write_text(scenario.undo + "\n")
+    repaired = run("apply", migrated_db, migrations_dir=migrations_copy)
+    assert repaired["ok"], repaired["drift"]
