@@ -239,7 +239,9 @@ def _file_by_file(server: str) -> str:
     with tempfile.TemporaryDirectory() as folder, redirect_stderr(StringIO()):
         for path in sorted(MIGRATIONS.glob("*.sql")):
             (Path(folder) / path.name).write_bytes(path.read_bytes())
-            assert run("apply", url, migrations_dir=Path(folder), contract=())["ok"]
+            report = run("apply", url, migrations_dir=Path(folder), contract=())
+            # Today's statements may use tables of later files; the schema itself must match.
+            assert {d["kind"] for d in report["drift"]} <= {"statement_does_not_prepare"}, report["drift"]
     return url
 
 
