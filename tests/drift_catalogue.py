@@ -57,14 +57,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "table dropped",
         "DROP TABLE idempotency_keys",
         ("table_missing", "idempotency_keys"),
-        ("statement_does_not_prepare", "chalicelib.repository"),
+        ("statement_does_not_prepare", "chalicelib.registrations.repository"),
     ),
     _s(
         "table with an owned sequence dropped",
         "DROP TABLE installation_tickets",
         ("table_missing", "installation_tickets"),
         ("sequence_missing", "installation_ticket_number_seq"),
-        ("statement_does_not_prepare", "chalicelib.customer_repository"),
+        ("statement_does_not_prepare", "chalicelib.customers.repository"),
     ),
     _s("table added by hand", "CREATE TABLE referral_codes (code text PRIMARY KEY)", ("table_extra", "referral_codes")),
     _s(
@@ -72,7 +72,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "ALTER TABLE idempotency_keys RENAME TO idempotency_records",
         ("table_missing", "idempotency_keys"),
         ("table_extra", "idempotency_records"),
-        ("statement_does_not_prepare", "chalicelib.repository"),
+        ("statement_does_not_prepare", "chalicelib.registrations.repository"),
     ),
     _s(
         "view added by hand",
@@ -89,14 +89,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "column dropped",
         "ALTER TABLE customers DROP COLUMN created_by",
         ("column_missing", "created_by"),
-        ("statement_does_not_prepare", "chalicelib.customer_repository"),
+        ("statement_does_not_prepare", "chalicelib.customers.repository"),
     ),
     _s(
         "column renamed",
         "ALTER TABLE customers RENAME COLUMN phone TO phone_number",
         ("column_missing", "phone"),
         ("column_extra", "phone_number"),
-        ("statement_does_not_prepare", "chalicelib.customer_repository"),
+        ("statement_does_not_prepare", "chalicelib.customers.repository"),
     ),
     _s(
         "NOT NULL column added by hand",
