@@ -254,7 +254,8 @@ class _Comparer:
             drift.append(
                 Drift(
                     "column_type_differs",
-                    f"{t}.{c} holds {_typed(lv)} where the code expects {_typed(e)}: column {c}'s type was changed",
+                    f"{t}.{c} takes {_typed(lv)}, not {_typed(e)} as the migrations make it (a value that does not fit "
+                    f"fails, reads return another type): column {c}'s type was changed",
                     fix.column_type(e),
                 )
             )
@@ -631,7 +632,9 @@ def _index_word(i: dict[str, Any]) -> str:
 
 
 def _index_effect(i: dict[str, Any], differs: bool = False) -> str:
-    keys = i["definition"].split(" USING ", 1)[-1].split(" WHERE ")[0]
+    # "... USING btree (registration_id)" -> "registration_id"
+    keys = i["definition"].split(" USING ", 1)[-1].split(" WHERE ")[0].split(" ", 1)[-1]
+    keys = keys[1:-1] if keys.startswith("(") and keys.endswith(")") and keys.count("(") == 1 else keys
     if i["definition"].startswith("CREATE UNIQUE"):
         return f"{i['table']} {'may accept' if differs else 'accepts'} a second row with the same {keys}"
     return f"queries on {i['table']} by {keys} {'may ' if differs else ''}scan the whole table"
