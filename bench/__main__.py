@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support, cold_start, gate, migrations, request_cost, scale, worker
+from bench import _support, cold_start, gate, migrations, request_cost, scale, schema_drift, worker
 
 FULL: dict[str, list[str]] = {
     "cold_start": [],
@@ -34,6 +34,7 @@ FULL: dict[str, list[str]] = {
     "migrations": [],
     "gate": [],
     "scale": [],
+    "schema_drift": [],
 }
 SMOKE: dict[str, list[str]] = {
     "cold_start": ["--repeat", "1", "--no-zip"],
@@ -42,6 +43,7 @@ SMOKE: dict[str, list[str]] = {
     "migrations": ["--repeat", "2", "--rows", "2000", "--writer-warmup", "0.05"],
     "gate": ["--repeat", "2"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
+    "schema_drift": ["--repeat", "2", "--scenarios", "3"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "cold_start": cold_start.main,
@@ -50,6 +52,7 @@ MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "migrations": migrations.main,
     "gate": gate.main,
     "scale": scale.main,
+    "schema_drift": schema_drift.main,
 }
 
 
@@ -350,6 +353,8 @@ def _details(results: dict[str, Any]) -> list[str]:
         out += ["", "Plans of the list statement:", ""]
         for name, plan in big["plans"].items():
             out += [f"{name}:", "", "```", plan, "```", ""]
+    if "table" in results.get("schema_drift", {}):
+        out += schema_drift.render(results["schema_drift"])
     return out
 
 

@@ -35,8 +35,9 @@ from tests.support.api import OTP_KEY, SECRET, post, token
 from tests.support.aws import CountingSecrets
 from tests.support.runtime import new_container
 
-# Every log line of the session is scanned for unmasked phone numbers and e-mail addresses.
-pytest_plugins = ["tests.support.pii_scan"]
+# Every log line of the session is scanned for unmasked phone numbers and e-mail addresses, and
+# every statement chalicelib executes must be in its registry (chalicelib.platform.statements).
+pytest_plugins = ["tests.support.pii_scan", "tests.support.statement_scan"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "migrations"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from chalicelib.jsontypes import Json
+from chalicelib.platform.statements import statement
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,7 +46,7 @@ class CreateResult:
 # nothing.  Every later CTE hangs off ``customer``, which is empty unless the
 # status allowed the move.  The UPDATE is where a stale CHECK constraint bites:
 # it fails the whole statement, so nothing at all is left behind.
-_CREATE_CUSTOMER = """
+_CREATE_CUSTOMER = statement("""
 WITH target AS (
     SELECT id, status, full_name, email, phone, address, city, package_id
       FROM customer_registrations
@@ -93,7 +94,7 @@ SELECT target.status, customer.id, customer.customer_number, ticket.id, ticket.t
   LEFT JOIN customer ON true
   LEFT JOIN ticket ON true
   LEFT JOIN outbox ON true
-"""
+""")
 
 
 def create_customer(conn: "psycopg.Connection[Any]", params: Json) -> CreateResult:
@@ -114,18 +115,18 @@ def create_customer(conn: "psycopg.Connection[Any]", params: Json) -> CreateResu
     return CreateResult(*row)
 
 
+_READ_CUSTOMER = statement("""
+SELECT r.status, to_jsonb(c), to_jsonb(t)
+  FROM customer_registrations r
+  LEFT JOIN customers c ON c.registration_id = r.id
+  LEFT JOIN installation_tickets t ON t.customer_id = c.id
+ WHERE r.id = %s
+""")
+
+
 def read_customer(
     conn: "psycopg.Connection[Any]", registration_id: UUID
 ) -> tuple[str, Json | None, Json | None] | None:
     """(status, customer, ticket) of a registration, customer and ticket None until created; None if unknown."""
-    row = conn.execute(
-        """
-        SELECT r.status, to_jsonb(c), to_jsonb(t)
-          FROM customer_registrations r
-          LEFT JOIN customers c ON c.registration_id = r.id
-          LEFT JOIN installation_tickets t ON t.customer_id = c.id
-         WHERE r.id = %s
-        """,
-        (registration_id,),
-    ).fetchone()
+    row = conn.execute(_READ_CUSTOMER, (registration_id,)).fetchone()
     return (row[0], row[1], row[2]) if row else None

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.migrate.schema import Schema, schema_query
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -63,7 +65,8 @@ SELECT
        JOIN pg_class ic ON ic.oid = i.indexrelid
        JOIN pg_class r ON r.oid = i.indrelid
       WHERE r.relnamespace = current_schema()::regnamespace
-        AND r.relname = ANY (%(tables)s)) AS indexes
+        AND r.relname = ANY (%(tables)s)) AS indexes,
+    {schema} AS schema
 """
 
 
@@ -78,24 +81,34 @@ class Catalog:
     columns: list[dict[str, Any]]
     indexes: list[dict[str, Any]]
     queries: int
+    schema: "Schema | None" = None
 
 
-def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str]) -> Catalog:
-    """One catalog round trip (two when the history table does not exist yet)."""
+def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str], *, whole_schema: bool = False) -> Catalog:
+    """One catalog round trip (two when the history table does not exist yet).
+
+    ``whole_schema``: the same round trip also reads every object of the schema
+    (``schema.read_schema``'s query), for the comparison with the migrations.
+    """
     import psycopg
 
     enforced = _ENFORCED_18 if conn.info.server_version >= 180000 else _ENFORCED_OLD
+    schema = f"({schema_query(conn.info.server_version)})" if whole_schema else "NULL::jsonb"
     queries = 1
     # The connection is in autocommit: one statement, one round trip, and a
     # missing history table leaves no failed transaction behind.
     try:
-        row = conn.execute(_QUERY.format(history=_HISTORY, enforced=enforced), {"tables": tables}).fetchone()
+        row = conn.execute(
+            _QUERY.format(history=_HISTORY, enforced=enforced, schema=schema), {"tables": tables}
+        ).fetchone()
     except psycopg.errors.UndefinedTable:
         queries += 1
-        row = conn.execute(_QUERY.format(history="NULL::jsonb", enforced=enforced), {"tables": tables}).fetchone()
+        row = conn.execute(
+            _QUERY.format(history="NULL::jsonb", enforced=enforced, schema=schema), {"tables": tables}
+        ).fetchone()
     if row is None:  # a SELECT without FROM always returns one row
         raise RuntimeError("the catalog query returned no row")
-    database, server_version, history, checks, columns, indexes = row
+    database, server_version, history, checks, columns, indexes, objects = row
     return Catalog(
         database=database,
         server_version=server_version,
@@ -104,4 +117,5 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str]) -> Catalog:
         columns=columns,
         indexes=indexes,
         queries=queries,
+        schema=None if objects is None else Schema(objects),
     )

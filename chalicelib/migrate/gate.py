@@ -93,7 +93,7 @@ def run_gate(
         tables = sorted(incoming.tables() | (outgoing.tables() if outgoing else set()))
         if not before.pending:
             # Nothing to rehearse, nothing that could narrow the outgoing release: verify.
-            report = runner.verify(conn, files, incoming.enums, action="gate")
+            report = runner.verify(conn, files, incoming.enums, action="gate", settings=settings)
             report.drift.extend(writable_drift(read_catalog(conn, tables), (), incoming.writes))
             return GateResult(report, "applied" if report.ok else "refused")
         pending = [m for m in files if m.name in set(before.pending)]

@@ -31,6 +31,7 @@ class Report:
     drift: list[Drift] = field(default_factory=list)
     durations_ms: dict[str, float] = field(default_factory=dict)
     catalog_queries: int = 0
+    verify_ms: dict[str, float] = field(default_factory=dict)
     duration_ms: float = 0.0
 
     @property

@@ -74,10 +74,15 @@ def verify(
     contract: Sequence[EnumColumn],
     *,
     action: str = "verify",
+    settings: Settings | None = None,
 ) -> Report:
-    """The live database against the files and the contract; pending files are drift."""
+    """The live database against the files, the contract and the schema the files build; pending files are drift."""
+    from chalicelib.migrate.expected import check_schema
+    from chalicelib.migrate.statements import check_statements
+    from chalicelib.platform.statements import load_all
+
     report = Report(action=action)
-    catalog = read_catalog(conn, _tables(contract))
+    catalog = read_catalog(conn, _tables(contract), whole_schema=True)
     report.database = {"name": catalog.database, "server_version": catalog.server_version}
     report.catalog_queries = catalog.queries
     report.already_applied, report.pending, history_drift = compare_history(catalog, files, pending_is_drift=True)
@@ -86,7 +91,15 @@ def verify(
         f"history of {len(report.already_applied)} applied migrations against {len(files)} files (sha256)",
         *checked,
     ]
-    report.drift = [*history_drift, *contract_drift]
+    if catalog.schema is None:
+        raise RuntimeError("read_catalog(whole_schema=True) returned no schema")
+    # What the applied files build: a pending file is drift of its own (migration_pending).
+    applied = [m for m in files if m.name in (catalog.history or {})]
+    schema = check_schema(conn, catalog.schema, applied, contract, settings or Settings())
+    statements_checked, statement_drift, cost = check_statements(conn, load_all())
+    report.checked += [*schema.checked, *statements_checked]
+    report.drift = [*history_drift, *_not_repeated(contract_drift, schema.drift), *schema.drift, *statement_drift]
+    report.verify_ms = {**schema.timings_ms, "statements": cost["ms"]}
     return report
 
 
@@ -123,7 +136,7 @@ def apply(
                     failure = _outside_transaction(conn, migration, failure)
                 break
             applied.append(migration.name)
-        report = verify(conn, files, contract, action="apply")
+        report = verify(conn, files, contract, action="apply", settings=settings)
         report.applied, report.durations_ms = applied, durations
         report.catalog_queries += before.catalog_queries
         if failure is not None:
@@ -131,6 +144,27 @@ def apply(
         return report
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+def _not_repeated(contract_drift: list[Drift], schema_drift: list[Drift]) -> list[Drift]:
+    """A missing table or column is named once, by the schema check (which carries its fix)."""
+    said = {(d.kind, word) for d in schema_drift for word in d.message.replace(":", " ").split()}
+    return [
+        d
+        for d in contract_drift
+        if not (d.kind in ("table_missing", "column_missing") and (d.kind, d.message.split()[1].split(".")[-1]) in said)
+    ]
+
+
+def replay(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], settings: Settings) -> None:
+    """Apply every file, as ``apply`` does, to an empty scratch database (``expected``).
+
+    No lock (the database is this run's alone) and no verify; raises psycopg's
+    error from the first file that fails.
+    """
+    conn.execute(_CREATE_HISTORY)
+    for migration in files:
+        _apply_one(conn, migration, settings)
 
 
 def _apply_one(conn: "psycopg.Connection[Any]", migration: MigrationFile, settings: Settings) -> float:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from chalicelib.platform.statements import statement
 from chalicelib.statuses import NotificationStatus
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ FROM due
 WHERE o.id = due.id
 RETURNING o.id, o.recipient, o.template, o.payload, o.attempts
 """
+_CLAIM_ANY = statement(_CLAIM.format(only_ids=""))
+_CLAIM_THESE = statement(_CLAIM.format(only_ids="AND id = ANY(%(ids)s)"))
 
 
 def claim_due(
@@ -79,63 +82,61 @@ def claim_due(
     """
     if not conn.autocommit:
         raise ValueError("the outbox needs an autocommit connection")
-    statement = _CLAIM.format(only_ids="AND id = ANY(%(ids)s)" if ids is not None else "")
-    rows = conn.execute(statement, {"limit": limit, "lease_s": lease_s, "ids": ids}).fetchall()
+    claim = _CLAIM_THESE if ids is not None else _CLAIM_ANY
+    rows = conn.execute(claim, {"limit": limit, "lease_s": lease_s, "ids": ids}).fetchall()
     return [OutboxRow(*row) for row in rows]
+
+
+def _outcome(assignments: str, from_status: str) -> str:
+    return statement(f"UPDATE notification_outbox SET {assignments} WHERE {_STILL_OUR_CLAIM} AND {from_status}")
+
+
+_MARK_SENT = _outcome(
+    f"status = '{_SENT}', provider_message_id = %(message_id)s, sent_at = now(), last_error = NULL, "
+    f"payload = {_REDACTED_PAYLOAD}",
+    _FINAL_FROM,
+)
+_MARK_RETRY = _outcome(
+    f"status = '{_PENDING}', next_attempt_at = now() + make_interval(secs => %(delay_s)s), last_error = %(error)s",
+    _RETRY_FROM,
+)
+_MARK_FAILED = _outcome(f"status = '{_FAILED}', last_error = %(error)s, payload = {_REDACTED_PAYLOAD}", _FINAL_FROM)
+_MARK_UNKNOWN = _outcome(f"status = '{_UNKNOWN}', last_error = %(error)s, payload = {_REDACTED_PAYLOAD}", _FINAL_FROM)
 
 
 def mark_sent(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, provider_message_id: str) -> bool:
     """Record a delivery; False when the row is no longer this claim's."""
-    return _update(
-        conn,
-        f"status = '{_SENT}', provider_message_id = %(message_id)s, sent_at = now(), last_error = NULL, "
-        f"payload = {_REDACTED_PAYLOAD}",
-        {"id": row_id, "attempt": attempt, "message_id": provider_message_id},
-        _FINAL_FROM,
-    )
+    return _update(conn, _MARK_SENT, {"id": row_id, "attempt": attempt, "message_id": provider_message_id})
 
 
 def mark_retry(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, delay_s: float, error: str) -> bool:
     """Back to ``pending``, due in ``delay_s``; False when the row is no longer this claim's."""
-    return _update(
-        conn,
-        f"status = '{_PENDING}', next_attempt_at = now() + make_interval(secs => %(delay_s)s), last_error = %(error)s",
-        {"id": row_id, "attempt": attempt, "delay_s": delay_s, "error": error},
-        _RETRY_FROM,
-    )
+    return _update(conn, _MARK_RETRY, {"id": row_id, "attempt": attempt, "delay_s": delay_s, "error": error})
 
 
 def mark_failed(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, error: str) -> bool:
     """Never to be sent; False when the row is no longer this claim's."""
-    return _update(
-        conn,
-        f"status = '{_FAILED}', last_error = %(error)s, payload = {_REDACTED_PAYLOAD}",
-        {"id": row_id, "attempt": attempt, "error": error},
-        _FINAL_FROM,
-    )
+    return _update(conn, _MARK_FAILED, {"id": row_id, "attempt": attempt, "error": error})
 
 
 def mark_unknown(conn: "psycopg.Connection[Any]", row_id: UUID, attempt: int, error: str) -> bool:
     """May have been delivered, so never resent; False when the row is no longer this claim's."""
-    return _update(
-        conn,
-        f"status = '{_UNKNOWN}', last_error = %(error)s, payload = {_REDACTED_PAYLOAD}",
-        {"id": row_id, "attempt": attempt, "error": error},
-        _FINAL_FROM,
-    )
+    return _update(conn, _MARK_UNKNOWN, {"id": row_id, "attempt": attempt, "error": error})
+
+
+_EXPIRE_LEASES = statement(
+    f"UPDATE notification_outbox SET status = '{_UNKNOWN}', payload = {_REDACTED_PAYLOAD}, "
+    "last_error = 'lease expired while sending: the sender stopped before recording an outcome' "
+    f"WHERE status = '{_SENDING}' AND next_attempt_at < now() RETURNING id"
+)
 
 
 def expire_leases(conn: "psycopg.Connection[Any]") -> list[UUID]:
     """Rows still ``sending`` past their lease (their sender died mid-send), now ``unknown``."""
-    rows = conn.execute(
-        f"UPDATE notification_outbox SET status = '{_UNKNOWN}', payload = {_REDACTED_PAYLOAD}, "
-        "last_error = 'lease expired while sending: the sender stopped before recording an outcome' "
-        f"WHERE status = '{_SENDING}' AND next_attempt_at < now() RETURNING id"
-    ).fetchall()
+    rows = conn.execute(_EXPIRE_LEASES).fetchall()
     return [row[0] for row in rows]
 
 
-def _update(conn: "psycopg.Connection[Any]", assignments: str, params: dict[str, Any], from_status: str) -> bool:
-    statement = f"UPDATE notification_outbox SET {assignments} WHERE {_STILL_OUR_CLAIM} AND {from_status}"
-    cursor = conn.execute(statement, params)
+def _update(conn: "psycopg.Connection[Any]", sql: str, params: dict[str, Any]) -> bool:
+    cursor = conn.execute(sql, params)
     return cursor.rowcount == 1

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from chalicelib.jsontypes import Json
+from chalicelib.platform.statements import statement
 from chalicelib.statuses import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -28,10 +29,17 @@ class DuplicateActiveError(Exception):
     """The unique index on an active registration's phone or e-mail refused the insert."""
 
 
+_LIST_PACKAGES = statement(
+    "SELECT to_jsonb(p) - 'is_active' FROM packages p WHERE is_active ORDER BY monthly_price_idr, name"
+)
+_INSERT_PACKAGE = statement(
+    "INSERT INTO packages (name, speed_mbps, monthly_price_idr) VALUES (%s, %s, %s) "
+    "RETURNING to_jsonb(packages) - 'is_active'"
+)
+
+
 def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
-    rows = conn.execute(
-        "SELECT to_jsonb(p) - 'is_active' FROM packages p WHERE is_active ORDER BY monthly_price_idr, name"
-    ).fetchall()
+    rows = conn.execute(_LIST_PACKAGES).fetchall()
     return [row[0] for row in rows]
 
 
@@ -40,17 +48,13 @@ def insert_package(conn: "psycopg.Connection[Any]", name: str, speed_mbps: int, 
     import psycopg
 
     try:
-        row = conn.execute(
-            "INSERT INTO packages (name, speed_mbps, monthly_price_idr) VALUES (%s, %s, %s) "
-            "RETURNING to_jsonb(packages) - 'is_active'",
-            (name, speed_mbps, price_idr),
-        ).fetchone()
+        row = conn.execute(_INSERT_PACKAGE, (name, speed_mbps, price_idr)).fetchone()
     except psycopg.errors.UniqueViolation:
         return None
     return row[0] if row else None
 
 
-_INSERT_REGISTRATION = f"""
+_INSERT_REGISTRATION = statement(f"""
 WITH package AS (
     SELECT id FROM packages WHERE id = %(package_id)s AND is_active
 ), r AS (
@@ -69,7 +73,7 @@ WITH package AS (
     RETURNING id
 )
 SELECT {_REGISTRATION}, (SELECT id FROM outbox) FROM r
-"""
+""")
 
 
 def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> tuple[Json, UUID] | None:
@@ -90,14 +94,28 @@ def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> tuple[
     return (row[0], row[1]) if row else None
 
 
+_ACTIVE_STATUS = statement(
+    "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
+    "AND status <> ALL (%s) LIMIT 1"
+)
+
+
 def active_status(conn: "psycopg.Connection[Any]", phone: str, email: str) -> str | None:
     """The status of an active registration with this phone or e-mail (any letter case), if any."""
-    row = conn.execute(
-        "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
-        "AND status <> ALL (%s) LIMIT 1",
-        (phone, email, [s.value for s in TERMINAL_STATUSES]),
-    ).fetchone()
+    row = conn.execute(_ACTIVE_STATUS, (phone, email, [s.value for s in TERMINAL_STATUSES])).fetchone()
     return row[0] if row else None
+
+
+_CLAIM_KEY = statement(
+    "INSERT INTO idempotency_keys (scope, key, request_sha256, response_status, response_body) "
+    "VALUES (%s, %s, %s, 0, '{}') ON CONFLICT DO NOTHING RETURNING 1"
+)
+_READ_KEY = statement(
+    "SELECT request_sha256, response_status, response_body FROM idempotency_keys WHERE scope = %s AND key = %s"
+)
+_STORE_RESPONSE = statement(
+    "UPDATE idempotency_keys SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s"
+)
 
 
 def claim_idempotency_key(
@@ -108,17 +126,10 @@ def claim_idempotency_key(
     Otherwise the first request's (sha256, status, body).  A concurrent request with
     the same key waits on the primary key until the first one commits or rolls back.
     """
-    claimed = conn.execute(
-        "INSERT INTO idempotency_keys (scope, key, request_sha256, response_status, response_body) "
-        "VALUES (%s, %s, %s, 0, '{}') ON CONFLICT DO NOTHING RETURNING 1",
-        (scope, key, request_sha256),
-    ).fetchone()
+    claimed = conn.execute(_CLAIM_KEY, (scope, key, request_sha256)).fetchone()
     if claimed:
         return None
-    row = conn.execute(
-        "SELECT request_sha256, response_status, response_body FROM idempotency_keys WHERE scope = %s AND key = %s",
-        (scope, key),
-    ).fetchone()
+    row = conn.execute(_READ_KEY, (scope, key)).fetchone()
     if row is None:  # the conflicting key is committed, so it is visible: this cannot happen
         raise RuntimeError(f"idempotency key {key!r} conflicted but cannot be read")
     return row[0], row[1], row[2]
@@ -128,13 +139,10 @@ def store_idempotent_response(conn: "psycopg.Connection[Any]", scope: str, key: 
     """Keep the response of the request that claimed ``key``, for replays."""
     from psycopg.types.json import Jsonb
 
-    conn.execute(
-        "UPDATE idempotency_keys SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s",
-        (status, Jsonb(body), scope, key),
-    )
+    conn.execute(_STORE_RESPONSE, (status, Jsonb(body), scope, key))
 
 
-_TRANSITION = f"""
+_TRANSITION = statement(f"""
 WITH target AS (
     SELECT id, status FROM customer_registrations WHERE id = %(id)s FOR UPDATE
 ), r AS (
@@ -156,7 +164,7 @@ WITH target AS (
     SELECT id, %(action)s, from_status, status, %(actor)s, %(reason)s FROM r
 )
 SELECT (SELECT status FROM target), (SELECT {_REGISTRATION} FROM r)
-"""
+""")
 
 
 def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | None, Json | None]:
@@ -171,26 +179,26 @@ def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | Non
     return row[0], row[1]
 
 
+_GET_REGISTRATION = statement(f"""
+SELECT {_REGISTRATION} || jsonb_build_object('history', coalesce((
+           SELECT jsonb_agg(jsonb_build_object('action', h.action, 'from_status', h.from_status,
+                  'to_status', h.to_status, 'actor', h.actor, 'reason', h.reason, 'at', h.created_at)
+                  ORDER BY h.id)
+             FROM registration_status_history h WHERE h.registration_id = r.id), '[]'::jsonb),
+       'customer', (SELECT to_jsonb(c) FROM customers c WHERE c.registration_id = r.id),
+       'ticket', (SELECT to_jsonb(t) FROM installation_tickets t
+                    JOIN customers c ON c.id = t.customer_id WHERE c.registration_id = r.id))
+  FROM customer_registrations r WHERE r.id = %s
+""")
+
+
 def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> Json | None:
     """The registration with its history (oldest first), its customer and ticket once they exist, or None."""
-    row = conn.execute(
-        f"""
-        SELECT {_REGISTRATION} || jsonb_build_object('history', coalesce((
-                   SELECT jsonb_agg(jsonb_build_object('action', h.action, 'from_status', h.from_status,
-                          'to_status', h.to_status, 'actor', h.actor, 'reason', h.reason, 'at', h.created_at)
-                          ORDER BY h.id)
-                     FROM registration_status_history h WHERE h.registration_id = r.id), '[]'::jsonb),
-               'customer', (SELECT to_jsonb(c) FROM customers c WHERE c.registration_id = r.id),
-               'ticket', (SELECT to_jsonb(t) FROM installation_tickets t
-                            JOIN customers c ON c.id = t.customer_id WHERE c.registration_id = r.id))
-          FROM customer_registrations r WHERE r.id = %s
-        """,
-        (registration_id,),
-    ).fetchone()
+    row = conn.execute(_GET_REGISTRATION, (registration_id,)).fetchone()
     return row[0] if row else None
 
 
-_LIST = f"""
+_LIST = statement(f"""
 SELECT {_REGISTRATION}
   FROM customer_registrations r
  WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
@@ -201,7 +209,7 @@ SELECT {_REGISTRATION}
         OR (r.created_at, r.id) < (%(after_created_at)s, %(after_id)s::uuid))
  ORDER BY r.created_at DESC, r.id DESC
  LIMIT %(limit)s
-"""
+""")
 
 
 def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[str]:
@@ -217,36 +225,41 @@ def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[st
     return [row[0] for row in cursor.execute(_LIST, params).fetchall()]
 
 
+# ::interval: PREPARE (and verify) cannot know the parameter is a timedelta otherwise.
+_PURGE_KEYS = statement("DELETE FROM idempotency_keys WHERE created_at < now() - %s::interval")
+_LOCK_OTP = statement(
+    "SELECT code_hash, expires_at <= now(), failed_attempts FROM registration_otps "
+    "WHERE registration_id = %s FOR UPDATE"
+)
+_COUNT_FAILED_ATTEMPT = statement(
+    "UPDATE registration_otps SET failed_attempts = failed_attempts + 1 WHERE registration_id = %s "
+    "RETURNING failed_attempts"
+)
+_DELETE_OTP = statement("DELETE FROM registration_otps WHERE registration_id = %s")
+
+
 def purge_idempotency_keys(conn: "psycopg.Connection[Any]", kept_for: Any) -> int:
     """Forget keys older than ``kept_for`` (a timedelta); returns how many."""
-    return conn.execute("DELETE FROM idempotency_keys WHERE created_at < now() - %s", (kept_for,)).rowcount
+    return conn.execute(_PURGE_KEYS, (kept_for,)).rowcount
 
 
 def lock_otp(conn: "psycopg.Connection[Any]", registration_id: UUID) -> tuple[bytes, bool, int] | None:
     """Inside the caller's transaction: the code's (hash, expired, failed attempts), row locked; None without one."""
-    row = conn.execute(
-        "SELECT code_hash, expires_at <= now(), failed_attempts FROM registration_otps "
-        "WHERE registration_id = %s FOR UPDATE",
-        (registration_id,),
-    ).fetchone()
+    row = conn.execute(_LOCK_OTP, (registration_id,)).fetchone()
     return (row[0], row[1], row[2]) if row else None
 
 
 def count_failed_attempt(conn: "psycopg.Connection[Any]", registration_id: UUID) -> int:
     """One more wrong code: the failed attempts so far."""
-    row = conn.execute(
-        "UPDATE registration_otps SET failed_attempts = failed_attempts + 1 WHERE registration_id = %s "
-        "RETURNING failed_attempts",
-        (registration_id,),
-    ).fetchone()
+    row = conn.execute(_COUNT_FAILED_ATTEMPT, (registration_id,)).fetchone()
     return int(row[0]) if row else 0
 
 
 def delete_otp(conn: "psycopg.Connection[Any]", registration_id: UUID) -> None:
-    conn.execute("DELETE FROM registration_otps WHERE registration_id = %s", (registration_id,))
+    conn.execute(_DELETE_OTP, (registration_id,))
 
 
-_RESEND_CODE = """
+_RESEND_CODE = statement("""
 WITH r AS (
     SELECT id, phone, status FROM customer_registrations WHERE id = %(id)s
 ), previous AS (
@@ -270,7 +283,7 @@ WITH r AS (
 )
 SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s
   FROM r LEFT JOIN previous p ON p.registration_id = r.id
-"""
+""")
 
 
 ResendOutcome = tuple[str, UUID | None, int | None, int | None]

@@ -27,7 +27,7 @@ def restored_environment() -> Iterator[None]:
 
 
 # Split so that pytest-xdist runs them side by side; the cost on paper needs the two together.
-GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations", "gate"], ["scale"]]
+GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations", "gate"], ["scale"], ["schema_drift"]]
 
 
 @pytest.mark.parametrize("names", GROUPS, ids=["+".join(g) for g in GROUPS])
@@ -51,6 +51,12 @@ def test_each_benchmark_runs_and_writes_its_results(
     if "migrations" in names:
         assert results["migrations"]["verify"]["round_trips"]
         assert results["gate"]["nothing_pending"]["n"] == 2
+    if "schema_drift" in names:
+        drift = results["schema_drift"]
+        assert drift["caught"]["verify"] == drift["scenarios"] == 6  # 3 hand edits, 3 migrations
+        assert drift["false_alarms"]["verify"] == 0
+        assert drift["verify_time"]["replay_median_ms"] > 0
+        assert "### Schema drift" in text
 
 
 def test_every_benchmark_is_smoke_tested() -> None:
