@@ -9,11 +9,14 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.migrate.report import Drift, Report
 from chalicelib.platform.settings import ConfigurationError, Settings
 from chalicelib.schema_contract import CONTRACT, EnumColumn
+
+if TYPE_CHECKING:
+    from chalicelib.platform.statements import Statement
 
 ACTIONS = ("plan", "apply", "verify")
 
@@ -29,8 +32,12 @@ def run(
     migrations_dir: Path | None = None,
     contract: Sequence[EnumColumn] = CONTRACT,
     settings: Settings | None = None,
+    statements: "Sequence[Statement] | None" = None,
 ) -> dict[str, Any]:
     """Run ``action`` and return the report as a dict (``ok`` False on any drift or failure).
+
+    ``statements`` are the SQL statements verify prepares: the code's registry by
+    default (``chalicelib.platform.statements``); a test's toy schema passes its own.
 
     Raises ``ValueError`` for an unknown action; every other failure (no
     connection, bad files, the lock never coming) is drift in the report.
@@ -50,11 +57,11 @@ def run(
         url = database_url or runtime.conninfo()
         with db.connect(url, settings) as conn:
             if action == "apply":
-                report = runner.apply(conn, files, contract, settings)
+                report = runner.apply(conn, files, contract, settings, statements)
             elif action == "plan":
                 report = runner.plan(conn, files, contract)
             else:
-                report = runner.verify(conn, files, contract)
+                report = runner.verify(conn, files, contract, settings=settings, statements=statements)
     except (MigrationFilesError, ConfigurationError, runner.MigrationLockTimeoutError) as error:
         report = _failed(action, type(error).__name__, str(error))
     except runner.database_error() as error:

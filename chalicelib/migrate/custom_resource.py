@@ -62,6 +62,7 @@ def handle(
     database_url: str | None = None,
     settings: Any = None,
     put: Put | None = None,
+    statements: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Answer one custom-resource request; returns what was sent (never raises)."""
     answer = _Answer(event, put or put_response)
@@ -75,7 +76,7 @@ def handle(
     def work() -> None:
         try:
             status, head, messages, data = _create_or_update(
-                event, budget, state, migrations_dir, database_url, settings
+                event, budget, state, migrations_dir, database_url, settings, statements
             )
         except Exception as error:  # anything at all becomes a FAILED answer, never a raise
             log.exception("migrate gate failed")
@@ -102,6 +103,7 @@ def _create_or_update(
     migrations_dir: Path | None,
     database_url: str | None,
     settings: Any,
+    statements: Sequence[Any] | None = None,
 ) -> "Answer":
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -126,7 +128,7 @@ def _create_or_update(
     try:
         with db.connect(url, settings) as conn:
             state["conn"] = conn
-            result = gate.run_gate(conn, files, incoming, outgoing, settings)
+            result = gate.run_gate(conn, files, incoming, outgoing, settings, statements)
     except runner.MigrationLockTimeoutError as error:
         return _answer_for(_failed("lock_timeout", str(error)))
     except runner.database_error() as error:

@@ -38,6 +38,8 @@ from chalicelib.schema_contract import EnumColumn
 if TYPE_CHECKING:
     import psycopg
 
+    from chalicelib.platform.statements import Statement
+
 SPLIT = (
     "split the release: ship the code that no longer needs it first, and the migration that narrows "
     "the schema in the next release"
@@ -79,8 +81,12 @@ def run_gate(
     incoming: Contract,
     outgoing: Contract | None,
     settings: Settings,
+    statements: "Sequence[Statement] | None" = None,
 ) -> GateResult:
-    """Rehearse, check both contracts, then apply (under the advisory lock) or refuse."""
+    """Rehearse, check both contracts, then apply (under the advisory lock) or refuse.
+
+    ``statements``: the registry verify prepares (the code's own by default).
+    """
     runner._acquire_lock(conn, settings.migrate_wait_for_lock_s)
     try:
         conn.execute(runner._CREATE_HISTORY)
@@ -93,7 +99,7 @@ def run_gate(
         tables = sorted(incoming.tables() | (outgoing.tables() if outgoing else set()))
         if not before.pending:
             # Nothing to rehearse, nothing that could narrow the outgoing release: verify.
-            report = runner.verify(conn, files, incoming.enums, action="gate", settings=settings)
+            report = runner.verify(conn, files, incoming.enums, action="gate", settings=settings, statements=statements)
             report.drift.extend(writable_drift(read_catalog(conn, tables), (), incoming.writes))
             return GateResult(report, "applied" if report.ok else "refused")
         pending = [m for m in files if m.name in set(before.pending)]
@@ -102,7 +108,7 @@ def run_gate(
             rehearsal.report.already_applied = before.already_applied
             rehearsal.report.pending = before.pending
             return rehearsal
-        report = runner.apply(conn, files, incoming.enums, settings)
+        report = runner.apply(conn, files, incoming.enums, settings, statements)
         report.drift.extend(writable_drift(read_catalog(conn, tables), (), incoming.writes))
         report.checked = [*rehearsal.report.checked, *report.checked]
         return GateResult(

@@ -21,6 +21,8 @@ from chalicelib.schema_contract import EnumColumn
 if TYPE_CHECKING:
     import psycopg
 
+    from chalicelib.platform.statements import Statement
+
 # pg_advisory_lock key: the first 8 bytes of sha256(b"registration-backend:migrate").
 ADVISORY_LOCK_KEY = 0x5A3C_91D2_0E77_4B18
 
@@ -75,6 +77,7 @@ def verify(
     *,
     action: str = "verify",
     settings: Settings | None = None,
+    statements: "Sequence[Statement] | None" = None,
 ) -> Report:
     """The live database against the files, the contract and the schema the files build; pending files are drift."""
     from chalicelib.migrate.expected import check_schema
@@ -96,7 +99,8 @@ def verify(
     # What the applied files build: a pending file is drift of its own (migration_pending).
     applied = [m for m in files if m.name in (catalog.history or {})]
     schema = check_schema(conn, catalog.schema, applied, contract, settings or Settings())
-    statements_checked, statement_drift, cost = check_statements(conn, load_all())
+    registry = load_all() if statements is None else statements
+    statements_checked, statement_drift, cost = check_statements(conn, registry)
     report.checked += [*schema.checked, *statements_checked]
     report.drift = [*history_drift, *_not_repeated(contract_drift, schema.drift), *schema.drift, *statement_drift]
     report.verify_ms = {**schema.timings_ms, "statements": cost["ms"]}
@@ -108,6 +112,7 @@ def apply(
     files: Sequence[MigrationFile],
     contract: Sequence[EnumColumn],
     settings: Settings,
+    statements: "Sequence[Statement] | None" = None,
 ) -> Report:
     """Apply every pending file in order under the advisory lock, then verify.
 
@@ -136,7 +141,7 @@ def apply(
                     failure = _outside_transaction(conn, migration, failure)
                 break
             applied.append(migration.name)
-        report = verify(conn, files, contract, action="apply", settings=settings)
+        report = verify(conn, files, contract, action="apply", settings=settings, statements=statements)
         report.applied, report.durations_ms = applied, durations
         report.catalog_queries += before.catalog_queries
         if failure is not None:

@@ -103,6 +103,9 @@ def event(
 
 def send(s3: ResponseServer, request: dict[str, Any], migrations: Path, url: str, **kwargs: Any) -> dict[str, Any]:
     before = len(s3.puts)
+    if migrations != MIGRATIONS:
+        # A toy schema of the test's own: the code's registered statements are not for it to prepare.
+        kwargs.setdefault("statements", ())
     returned = custom_resource.handle(request, Context(), migrations_dir=migrations, database_url=url, **kwargs)
     assert len(s3.puts) == before + 1, "exactly one answer"
     answer = s3.answers()[-1]
@@ -215,7 +218,7 @@ def test_a_release_sequence_through_the_handler(
     assert updated["Status"] == "SUCCESS", updated["Reason"]
     assert updated["PhysicalResourceId"] == created["PhysicalResourceId"]
     assert "002_allow_held.sql" in updated["Reason"]
-    assert run("verify", empty_db, migrations_dir=v2, contract=_enums(CONTRACT_V2))["ok"]
+    assert run("verify", empty_db, migrations_dir=v2, contract=_enums(CONTRACT_V2), statements=())["ok"]
 
     # v3 narrows what v2, still serving, writes: refused before anything is applied.
     constraint_before = thing_constraint(empty_db)
