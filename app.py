@@ -79,6 +79,26 @@ def openapi_document() -> Any:
     return document()
 
 
+@api("/docs", methods=["GET"])
+def docs_page() -> Response:
+    from chalicelib import apidocs
+
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Cache-Control": apidocs.PAGE_CACHE,
+    }
+    return Response(apidocs.page(), status_code=200, headers=headers)
+
+
+@api("/docs/{name}", methods=["GET"])
+def docs_asset(name: str) -> Response:
+    from chalicelib import apidocs
+
+    found = apidocs.asset(name)
+    headers: dict[str, str | list[str]] = {"Content-Type": found.content_type, "Cache-Control": apidocs.LONG_CACHE}
+    return Response(found.body, status_code=200, headers=headers)
+
+
 @api("/packages", methods=["GET"])
 def list_packages() -> Any:
     from chalicelib import registrations

@@ -2,7 +2,8 @@
 
 Request bodies come from the pydantic models, so they cannot drift from what the
 API accepts; each workflow action gets its own path with its own body.  A test
-checks that the paths here and the routes of ``app.py`` are the same set.
+checks that the paths here and the routes of ``app.py`` are the same set (but for
+``GET /docs``, the page that renders this document).
 """
 
 from typing import Any
@@ -102,6 +103,9 @@ def document() -> Json:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Registration backend", "version": "1.0.0"},
+        # Relative to where this document is served: the stage's base path in API Gateway
+        # (``/api``), the root locally; so "Try it out" on ``GET /docs`` calls this API.
+        "servers": [{"url": ".", "description": "where this document is served from"}],
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -9,6 +9,8 @@ from chalicelib.registrations import BODY_BY_ACTION
 from chalicelib.workflow import Action
 
 ACTION_ROUTE = "/registrations/{registration_id}/{action}"
+# The page that renders the document, and its files: not part of the API it documents.
+UNDOCUMENTED = {("/docs", "GET"), ("/docs/{name}", "GET")}
 
 
 def test_the_document_and_the_routes_are_the_same_set(client: Client) -> None:
@@ -27,7 +29,7 @@ def test_the_document_and_the_routes_are_the_same_set(client: Client) -> None:
                 routed |= {(path.replace("{action}", action.value), method) for action in actions}
             else:
                 routed.add((path, method))
-    assert documented == routed
+    assert documented == routed - UNDOCUMENTED
 
 
 def test_every_reference_resolves(client: Client) -> None:

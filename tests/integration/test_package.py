@@ -201,3 +201,19 @@ def test_roles_grant_nothing_broad(template: dict[str, Any]) -> None:
                 assert all("*" not in action for action in actions), statement
                 if statement["Resource"] == "*":
                     assert all(action.startswith("ec2:") for action in actions), statement
+
+
+@pytest.mark.slow
+def test_the_docs_page_is_served_from_the_unpacked_zip(package: Path, tmp_path: Path) -> None:
+    """Swagger UI's files travel in the zip (``vendor/swagger-ui``): ``GET /docs`` needs no CDN in AWS either."""
+    task = tmp_path / "task"
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        archive.extractall(task)
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"):
+        assert (task / "swagger-ui" / name).read_bytes() == (ROOT / "vendor" / "swagger-ui" / name).read_bytes()
+    probe = "from chalicelib import apidocs; print(apidocs.page()); print(len(apidocs.asset('swagger-ui.css').body))"
+    result = subprocess.run(
+        [sys.executable, "-B", "-S", "-c", probe], cwd=task, env={"PATH": os.environ["PATH"]}, capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"docs/swagger-ui-bundle.js?v=" in result.stdout
