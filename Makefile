@@ -14,8 +14,9 @@ export AWS_DEFAULT_REGION ?= ap-southeast-3
 .PHONY: help install run demo test faults fuzz soak lint format typecheck squawk check package deploy-dry-run \
         readme-diagram migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
-help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+help:  ## list every target
+	@awk -F':.*## ' '/^[a-z][a-z -]*:.*## / {n = split($$1, names, " "); \
+	    for (i = 1; i <= n; i++) printf "  make %-16s %s\n", names[i], $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -85,8 +86,8 @@ bench-smoke: $(STAMP) $(ASSETS)  ## every benchmark with tiny sizes, to see that
 readme-diagram: $(STAMP)  ## regenerate README.md's state diagram from the transition table
 	$(BIN)/python scripts/readme_diagram.py
 
-migrate-plan migrate-apply migrate-verify: migrate-%: $(STAMP)  ## against DATABASE_URL
-	$(BIN)/python -m chalicelib.migrate $*
+migrate-plan migrate-apply migrate-verify: migrate-%: $(RUN_STAMP)  ## the migrate CLI against DATABASE_URL, else `make run`'s database
+	$(BIN)/python -m devstack.migrate $*
 
 clean:  ## remove the venv, caches and build output (keeps .local/ data)
 	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache .chalice/deployments

@@ -35,7 +35,8 @@ def send_due(database: Database) -> dict[str, Any]:
     """One scheduled run: counts by outcome.  Raises ``ConfigurationError`` without WhatsApp settings."""
     client = WhatsAppClient.from_settings(settings())
     counts = database.run(lambda conn: notifications.send_due(conn, client))
-    log.info("outbox run", extra=counts)
+    if any(counts.values()):  # a run every minute that found nothing due is not news
+        log.info("outbox run", extra=counts)
     return counts
 
 
