@@ -133,7 +133,7 @@ def list_registrations() -> Any:
     from chalicelib.models import ListQuery
 
     staff = _staff()
-    query = ListQuery.model_validate(dict(_request().query_params or {}))
+    query = _input(ListQuery, dict(_request().query_params or {}), "query")
     return database.run(lambda conn: registrations.list_registrations(conn, staff, query))
 
 
@@ -234,7 +234,19 @@ def _body(model: Any) -> Any:
 
     raw = _request().raw_body
     parse_size(raw if isinstance(raw, bytes) else None)
-    return model.model_validate_json(raw or b"")
+    return _input(model, raw or b"", "body")
+
+
+def _input(model: Any, data: Any, source: str) -> Any:
+    """``data`` (JSON bytes, or a dict of query parameters) as ``model``; bad input is a 400 naming ``source``."""
+    from pydantic import ValidationError
+
+    from chalicelib.http import invalid_input
+
+    try:
+        return model.model_validate_json(data) if isinstance(data, bytes) else model.model_validate(data)
+    except ValidationError as error:
+        raise invalid_input(error, source) from None
 
 
 def _request() -> Any:

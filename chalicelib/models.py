@@ -4,6 +4,7 @@ No model has a ``status`` field: a registration never takes its status from a bo
 """
 
 import re
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated
 from uuid import UUID
 
@@ -39,6 +40,12 @@ def _indonesian_mobile(value: str) -> str:
     if number.country_code != 62 or not phonenumbers.is_valid_number(number) or not mobile:
         raise ValueError("is not an Indonesian mobile number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_phone(value: str) -> str:
+    """A phone as people type it (``0812…``, ``+62 812…``) as E.164 (``+62812…``); ``ValueError``
+    unless it is an Indonesian mobile number.  Staff search normalises with it too."""
+    return _indonesian_mobile(value)
 
 
 def _text(max_length: int, min_length: int = 1) -> type[str]:
@@ -88,15 +95,36 @@ class ReasonIn(_Body):
     reason: _text(500)  # type: ignore[valid-type]
 
 
-def _iso_8601(value: object) -> object:
+# A plain date in a query is a day in Indonesia's western time (WIB, UTC+7: Jakarta, Bandung),
+# as is a date-time without an offset.
+WIB = timezone(timedelta(hours=7), "WIB")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _day_or_moment(value: object, next_day: bool) -> object:
     # Outside strict mode pydantic would read "0.5" as a Unix time; a URL gives ISO 8601 or nothing.
-    if isinstance(value, str) and not _ISO_DATE.match(value):
-        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-25T08:00:00+07:00")
-    return value
+    if not isinstance(value, str):
+        return value
+    if _ISO_DATE.match(value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a date that exists") from None
+        start = datetime.combine(day, time(), WIB)
+        return start + timedelta(days=1) if next_day else start
+    if not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date (2026-11-25) or date-time (2026-11-25T08:00:00+07:00)")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a date-time that exists") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=WIB)
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+# created_from=2026-11-25: from the start of that day; created_to=2026-11-25: to its end (exclusive bound).
+_From = Annotated[AwareDatetime, BeforeValidator(lambda v: _day_or_moment(v, next_day=False))]
+_To = Annotated[AwareDatetime, BeforeValidator(lambda v: _day_or_moment(v, next_day=True))]
 
 
 class ListQuery(BaseModel):
@@ -104,9 +132,10 @@ class ListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    q: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)] | None = None
     status: RegistrationStatus | None = None
     city: Annotated[str, Field(max_length=100), AfterValidator(_no_nul)] | None = None
-    created_from: _QueryTime | None = None
-    created_to: _QueryTime | None = None
+    created_from: _From | None = None
+    created_to: _To | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None

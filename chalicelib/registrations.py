@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from chalicelib import otp, repository
+from chalicelib import otp, repository, search
 from chalicelib.auth import Staff, require
 from chalicelib.errors import (
     BadRequestError,
@@ -21,6 +21,7 @@ from chalicelib.errors import (
     NotFoundError,
     TransitionNotAllowedError,
     UnauthorizedError,
+    problem,
 )
 from chalicelib.models import (
     CompleteSurveyIn,
@@ -219,9 +220,11 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
     """
     require(staff, list(Role))
     after_created_at, after_id = _decode_cursor(query.cursor) if query.cursor else (None, None)
+    found = _search(query.q)
     rows = repository.list_registrations(
         conn,
         {
+            "q": found.value if found else None,
             "status": query.status.value if query.status else None,
             "city": query.city,
             "created_from": query.created_from,
@@ -230,10 +233,22 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
             "after_id": after_id,
             "limit": query.limit + 1,
         },
+        found.kind.value if found else None,
     )
     page = rows[: query.limit]
     more = len(rows) > query.limit
     return {"items": page, "next_cursor": _encode_cursor(page[-1]) if more else None}
+
+
+def _search(q: str | None) -> "search.Search | None":
+    if q is None:
+        return None
+    try:
+        return search.parse(q)
+    except ValueError as error:
+        raise BadRequestError(
+            "a query parameter is not valid", {"problems": [problem("query", "q", str(error))]}
+        ) from None
 
 
 def _encode_cursor(last: Json) -> str:
@@ -246,4 +261,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         created_at, registration_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(created_at), UUID(registration_id)
     except (ValueError, TypeError) as error:
-        raise BadRequestError("cursor is not one this API gave out", {"field": "cursor"}) from error
+        raise BadRequestError(
+            "a query parameter is not valid", {"problems": [problem("query", "cursor", "is not one this API gave out")]}
+        ) from error
