@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support, cold_start, migrations, request_cost, scale, worker
+from bench import _support, cold_start, migrations, request_cost, scale, search, worker
 
 FULL: dict[str, list[str]] = {
     "cold_start": [],
@@ -33,6 +33,7 @@ FULL: dict[str, list[str]] = {
     "worker": [],
     "migrations": [],
     "scale": [],
+    "search": [],
 }
 SMOKE: dict[str, list[str]] = {
     "cold_start": ["--repeat", "1", "--no-zip"],
@@ -40,6 +41,7 @@ SMOKE: dict[str, list[str]] = {
     "worker": ["--records", "20", "--traced-records", "10"],
     "migrations": ["--repeat", "2", "--rows", "2000", "--writer-warmup", "0.05"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
+    "search": ["--rows", "2000", "--requests", "3"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "cold_start": cold_start.main,
@@ -47,6 +49,7 @@ MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "worker": worker.main,
     "migrations": migrations.main,
     "scale": scale.main,
+    "search": search.main,
 }
 
 
@@ -329,6 +332,22 @@ def _details(results: dict[str, Any]) -> list[str]:
                 out.append(f"| {name} | {f['median_ms']:.2f} | {f['p99_ms']:.2f} | {f['n']} |")
         out += ["", "Plans of the list statement:", ""]
         for name, plan in big["plans"].items():
+            out += [f"{name}:", "", "```", plan, "```", ""]
+    found = results.get("search", {})
+    if "plans" in found:
+        out += [
+            f"### Staff search at {found['rows']:,} rows",
+            "",
+            f"Migration 010's indexes built after the load in {found['index_build_s']} s (CONCURRENTLY).",
+            "",
+            "| request | median ms | p95 ms | n |",
+            "|---|---|---|---|",
+        ]
+        for name, f in found.items():
+            if isinstance(f, dict) and "p95_ms" in f:
+                out.append(f"| {name} | {f['median_ms']:.2f} | {f['p95_ms']:.2f} | {f['n']} |")
+        out += ["", "Plans (EXPLAIN ANALYZE, the request's values):", ""]
+        for name, plan in found["plans"].items():
             out += [f"{name}:", "", "```", plan, "```", ""]
     return out
 

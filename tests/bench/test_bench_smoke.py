@@ -28,7 +28,7 @@ def restored_environment() -> Iterator[None]:
 
 
 # Split so that pytest-xdist runs them side by side; the cost on paper needs the two together.
-GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations"], ["scale"]]
+GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations"], ["scale"], ["search"]]
 
 
 @pytest.mark.parametrize("names", GROUPS, ids=["+".join(g) for g in GROUPS])
