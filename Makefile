@@ -83,7 +83,7 @@ bench: $(BENCH_STAMP) $(ASSETS)  ## every benchmark (minutes): prints the table,
 bench-smoke: $(STAMP) $(ASSETS)  ## every benchmark with tiny sizes, to see that they run (figures mean nothing)
 	$(BIN)/python -m bench --smoke
 
-readme-diagram: $(STAMP)  ## regenerate README.md's state diagram from the transition table
+readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and error table from the code
 	$(BIN)/python scripts/readme_diagram.py
 
 migrate-plan migrate-apply migrate-verify: migrate-%: $(RUN_STAMP)  ## the migrate CLI against DATABASE_URL, else `make run`'s database

@@ -111,6 +111,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
 ERROR_CODE_BY_NAME: dict[str, ErrorCode] = {e.code: e for e in ERROR_CODES}
 
 
+def markdown_table() -> str:
+    """README.md's table of codes (``make readme-diagram`` writes it; a test compares)."""
+    lines = ["| status | code | meaning | also from API Gateway |", "|---|---|---|---|"]
+    for error in sorted(ERROR_CODES, key=lambda e: (e.status, not e.by_service, e.code)):
+        gateway = ", ".join(f"`{r}`" for r in error.gateway_responses)
+        lines.append(f"| {error.status} | `{error.code}` | {error.meaning} | {gateway} |")
+    return "\n".join(lines) + "\n"
+
+
 class AppError(Exception):
     """An error the caller can act on; ``status`` and ``code`` say which (a row of ``ERROR_CODES``)."""
 

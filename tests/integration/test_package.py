@@ -217,3 +217,14 @@ def test_the_docs_page_is_served_from_the_unpacked_zip(package: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     assert b"docs/swagger-ui-bundle.js?v=" in result.stdout
+
+
+@pytest.mark.slow
+def test_api_gateways_own_answers_are_in_the_error_envelope(template: dict[str, Any]) -> None:
+    """An unknown path in AWS: 404 not_found, not 403 "Missing Authentication Token" (tests/integration/
+    test_gateway_responses.py checks every gateway response against the table of codes)."""
+    responses = resources(template)["RestAPI"]["Properties"]["GatewayResponses"]
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == "404"
+    assert json.loads(missing["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
+    assert {"THROTTLED", "UNAUTHORIZED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
