@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 samples[name].append(_support.timed(_call, app, event)[0])
         with psycopg.connect(url, autocommit=True) as conn:
             plans = {name: _explain(conn, probe, name) for name in cases}
-        app.database.reset()
+        app.runtime.database.reset()
     figures = {name: _figures(values) for name, values in samples.items()}
     # A part that one name in 40 has is found sooner by walking the newest-first index and
     # filtering (21 matches within ~840 rows) than through the trigram index: the planner's
@@ -215,7 +215,7 @@ def _load(url: str, rows: int) -> float:
 def _probe(url: str, rows: int) -> dict[str, Any]:
     """Values that exist: a phone and an e-mail from the middle of the table, and the cursor of page 9
     of the common name part."""
-    from chalicelib.registrations import _encode_cursor
+    from chalicelib.registrations.service import _encode_cursor
 
     n = rows // 2
     common = FAMILY_NAMES[0]
@@ -263,9 +263,9 @@ def _call(app: Any, event: dict[str, Any]) -> None:
 
 def _explain(conn: psycopg.Connection[Any], probe: dict[str, Any], case: str) -> str:
     """EXPLAIN of the statement the handler runs for ``case``, with that request's values."""
-    from chalicelib import search
-    from chalicelib.registrations import _decode_cursor
-    from chalicelib.repository import _LIST_BY_SEARCH
+    from chalicelib.registrations import search
+    from chalicelib.registrations.repository import _LIST_BY_SEARCH
+    from chalicelib.registrations.service import _decode_cursor
 
     kind = _kind(case)
     q = {"phone": probe["phone"], "email": probe["email"], "name": probe["rare"]}.get(kind or "")

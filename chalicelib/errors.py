@@ -5,7 +5,7 @@ every code snake_case, with its HTTP status and what it means.  The README's tab
 the OpenAPI document are generated from it, API Gateway's own answers (the merge
 template's gateway responses) are checked against it, and a test produces every code
 at least once.  Each ``AppError`` subclass names one of its codes (checked when the
-class is made).  ``chalicelib.http`` turns the errors into responses.
+class is made).  ``chalicelib.web.responses`` turns the errors into responses.
 
 Details have one shape per kind of error: bad input lists ``problems``, items
 ``{"field": "<body|query|path|header>.<name>", "problem": "..."}``; a refused workflow

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib.logs import mask
+from chalicelib.platform.logs import mask
 from devstack.stack import HOST, Ports, local_secrets, staff_token
 
 

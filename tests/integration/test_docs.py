@@ -46,6 +46,6 @@ def test_the_files_have_their_types_and_nothing_else_is_served(client: Client) -
 
 def test_importing_the_app_reads_no_asset() -> None:
     """Cold start: the 1.5 MB bundle is read at the first request for the page, not at import."""
-    probe = "import sys, app; print('chalicelib.apidocs' in sys.modules)"
+    probe = "import sys, app; print('chalicelib.web.docs' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -211,7 +211,7 @@ def test_the_docs_page_is_served_from_the_unpacked_zip(package: Path, tmp_path: 
         archive.extractall(task)
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"):
         assert (task / "swagger-ui" / name).read_bytes() == (ROOT / "vendor" / "swagger-ui" / name).read_bytes()
-    probe = "from chalicelib import apidocs; print(apidocs.page()); print(len(apidocs.asset('swagger-ui.css').body))"
+    probe = "from chalicelib.web import docs; print(docs.page()); print(len(docs.asset('swagger-ui.css').body))"
     result = subprocess.run(
         [sys.executable, "-B", "-S", "-c", probe], cwd=task, env={"PATH": os.environ["PATH"]}, capture_output=True
     )

@@ -36,7 +36,7 @@ def parse(q: str) -> Search:
     if "@" in text:
         return Search(SearchKind.EMAIL, text)
     if _PHONE_LIKE.match(text) and sum(c.isdigit() for c in text) >= 8:
-        from chalicelib.models import normalise_phone
+        from chalicelib.registrations.models import normalise_phone
 
         digits = re.sub(r"\D", "", text)
         # As typed on create (0812…, +62 812…), or the E.164 digits without their + (6281…).

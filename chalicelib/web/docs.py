@@ -26,7 +26,7 @@ CONTENT_TYPE_BY_ASSET = {
     "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
 }
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 # The zip's layout first, then the source tree's.
 _FOLDERS = (_ROOT / "swagger-ui", _ROOT / "vendor" / "swagger-ui")
 _PAGE = """<!doctype html>

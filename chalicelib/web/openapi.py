@@ -6,16 +6,13 @@ checks that the paths here and the routes of ``app.py`` are the same set (but fo
 ``GET /docs``, the page that renders this document).
 """
 
-from typing import Any
-
 from pydantic import BaseModel
 
-from chalicelib.models import PackageIn, RegistrationIn
-from chalicelib.registrations import BODY_BY_ACTION
+from chalicelib.jsontypes import Json
+from chalicelib.registrations.actions import BODY_BY_ACTION
+from chalicelib.registrations.models import PackageIn, RegistrationIn
 from chalicelib.statuses import RegistrationStatus
 from chalicelib.workflow import TRANSITION_BY_ACTION
-
-Json = dict[str, Any]
 
 _STAFF: list[Json] = [{"bearer": []}]
 _UUID = {"type": "string", "format": "uuid"}
