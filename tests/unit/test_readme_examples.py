@@ -3,7 +3,7 @@
 import re
 
 import app as app_module
-from chalicelib.registrations import BODY_BY_ACTION
+from chalicelib.registrations.actions import BODY_BY_ACTION
 from chalicelib.workflow import Action
 from tests.conftest import ROOT
 
