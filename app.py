@@ -112,7 +112,8 @@ def create_package() -> Response:
     from chalicelib.registrations import service
     from chalicelib.registrations.models import PackageIn
 
-    staff, body = _staff(), _body(PackageIn)
+    staff = _staff(service.PACKAGE_CREATORS)
+    body = _body(PackageIn)
     return Response(runtime.database.run(lambda conn: service.create_package(conn, staff, body)), status_code=201)
 
 
@@ -133,7 +134,7 @@ def list_registrations() -> Any:
     from chalicelib.registrations.models import ListQuery
     from chalicelib.web.requests import parse_query
 
-    staff = _staff()
+    staff = _staff(service.READERS)
     query = parse_query(_request().query_params, ListQuery)
     return runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
 
@@ -142,7 +143,7 @@ def list_registrations() -> Any:
 def get_registration(registration_id: str) -> Any:
     from chalicelib.registrations import service
 
-    _staff()
+    _staff(service.READERS)
     return runtime.database.run(lambda conn: service.get_registration(conn, registration_id))
 
 
@@ -173,8 +174,9 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     from chalicelib.web.auth import authenticate_if_sent
 
     step, model = actions.parse_action(action)
-    body = None if model is None else _body(model)
-    staff, key = authenticate_if_sent(_request().headers, runtime), runtime.settings.otp_hash_key
+    staff = authenticate_if_sent(_request().headers, runtime)
+    actions.authorize(step, staff)  # 401/403 before the body is read
+    body, key = None if model is None else _body(model), runtime.settings.otp_hash_key
     return runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
 
 
@@ -216,10 +218,13 @@ def _notify(outbox_ids: list[uuid.UUID]) -> None:
     service.send_committed(runtime, outbox_ids)
 
 
-def _staff() -> Any:
+def _staff(roles: Any = None) -> Any:
+    """The caller's staff identity (401 without a valid token), with one of ``roles`` when given (403)."""
+    from chalicelib.staff import require
     from chalicelib.web.auth import authenticate
 
-    return authenticate(_request().headers, runtime)
+    staff = authenticate(_request().headers, runtime)
+    return staff if roles is None else require(staff, roles)
 
 
 def _body(model: Any) -> Any:

@@ -4,7 +4,7 @@ No model has a ``status`` field: a registration never takes its status from a bo
 """
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Annotated
 from uuid import UUID
 
@@ -81,8 +81,22 @@ class VerifyIn(_Body):
     code: Annotated[str, Field(pattern=r"^\d{6}$")] | None = None
 
 
+# How far ahead a survey may be booked: beyond that, plans change and the slot is lost;
+# schedule-survey may move a booked survey (survey_scheduled -> survey_scheduled) later.
+MAX_SURVEY_AHEAD = timedelta(days=90)
+
+
+def _future_within_limit(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("must be in the future")
+    if value > now + MAX_SURVEY_AHEAD:
+        raise ValueError(f"must be within {MAX_SURVEY_AHEAD.days} days from now")
+    return value
+
+
 class ScheduleSurveyIn(_Body):
-    scheduled_at: AwareDatetime
+    scheduled_at: Annotated[AwareDatetime, AfterValidator(_future_within_limit)]
     surveyor: _text(100)  # type: ignore[valid-type]
 
 

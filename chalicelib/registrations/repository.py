@@ -136,7 +136,7 @@ def store_idempotent_response(conn: "psycopg.Connection[Any]", scope: str, key: 
 
 _TRANSITION = f"""
 WITH target AS (
-    SELECT id, status FROM customer_registrations WHERE id = %(id)s FOR UPDATE
+    SELECT id, status, survey_feasible FROM customer_registrations WHERE id = %(id)s FOR UPDATE
 ), r AS (
     UPDATE customer_registrations r
        SET status = %(to_status)s,
@@ -148,27 +148,29 @@ WITH target AS (
            status_reason = coalesce(%(reason)s, r.status_reason)
       FROM target
      WHERE r.id = target.id
+       -- workflow.permits: the status is a source, and the survey was feasible where that is required.
        AND target.status = ANY (%(from_statuses)s)
-       AND (NOT %(require_feasible)s OR r.survey_feasible IS TRUE)
+       AND (NOT %(require_feasible)s OR target.survey_feasible IS TRUE)
     RETURNING r.*, target.status AS from_status
 ), history AS (
     INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor, reason)
     SELECT id, %(action)s, from_status, status, %(actor)s, %(reason)s FROM r
 )
-SELECT (SELECT status FROM target), (SELECT {_REGISTRATION} FROM r)
+SELECT (SELECT status FROM target), (SELECT survey_feasible FROM target), (SELECT {_REGISTRATION} FROM r)
 """
 
 
-def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | None, Json | None]:
-    """One conditional UPDATE plus its history row: (status before, the updated row or None).
+def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | None, bool | None, Json | None]:
+    """One conditional UPDATE plus its history row: (status before, survey_feasible before, the updated
+    row or None).
 
-    (None, None): no such registration.  (status, None): the move is not allowed from it.
+    (None, None, None): no such registration.  (status, feasible, None): the move is not allowed from it.
     The row lock makes concurrent moves queue; each re-reads the status it waited for.
     """
     row = conn.execute(_TRANSITION, params).fetchone()
-    if row is None:  # a SELECT of two scalar subqueries always returns one row
+    if row is None:  # a SELECT of scalar subqueries always returns one row
         raise RuntimeError("the transition statement returned no row")
-    return row[0], row[1]
+    return row[0], row[1], row[2]
 
 
 def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> Json | None:

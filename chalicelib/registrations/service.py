@@ -35,9 +35,15 @@ def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
     return repository.list_packages(conn)
 
 
+# Who may create packages, and who may read registrations (checked by the web edge before it
+# reads the request's input, and again here).
+PACKAGE_CREATORS = frozenset({Role.ADMIN})
+READERS = frozenset(Role)
+
+
 def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageIn) -> Json:
     """A new package (``admin`` only); raises ``ConflictError``-family on a duplicate name."""
-    require(staff, [Role.ADMIN])
+    require(staff, PACKAGE_CREATORS)
     package = repository.insert_package(conn, body.name, body.speed_mbps, body.monthly_price_idr)
     if package is None:
         raise ConflictError(f"a package named {body.name!r} exists", {"name": body.name})
@@ -153,7 +159,7 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         "action": action.value,
         "to_status": transition.target.value,
         "from_statuses": [s.value for s in transition.sources],
-        "require_feasible": action is Action.APPROVE,
+        "require_feasible": transition.requires_feasible_survey,
         "actor": actor,
         "reason": getattr(body, "reason", None),
         "survey_scheduled_at": getattr(body, "scheduled_at", None),
@@ -161,11 +167,11 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         "survey_feasible": getattr(body, "feasible", None),
         "survey_notes": getattr(body, "notes", None) if action is Action.COMPLETE_SURVEY else None,
     }
-    before, registration = repository.transition(conn, params)
+    before, feasible, registration = repository.transition(conn, params)
     if before is None:
         raise NotFoundError("no such registration")
     if registration is None:
-        raise not_allowed(action, RegistrationStatus(before))
+        raise not_allowed(action, RegistrationStatus(before), feasible)
     return registration
 
 
@@ -175,7 +181,7 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
     The cursor is the last row's (created_at, id): pages stay as fast deep in the list
     as at its head, and rows created meanwhile neither repeat nor vanish.
     """
-    require(staff, list(Role))
+    require(staff, READERS)
     after_created_at, after_id = _decode_cursor(query.cursor) if query.cursor else (None, None)
     found = _search(query.q)
     rows = repository.list_registrations(

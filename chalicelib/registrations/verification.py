@@ -59,7 +59,7 @@ def _refuse_without_code(conn: "psycopg.Connection[Any]", rid: UUID) -> NoReturn
         raise NotFoundError("no such registration")
     status = RegistrationStatus(registration["status"])
     if status is not RegistrationStatus.PENDING_VERIFICATION:
-        raise not_allowed(Action.VERIFY, status)
+        raise not_allowed(Action.VERIFY, status, registration["survey_feasible"])
     raise BadRequestError("no code is outstanding; ask for a new code", {"resend": True})
 
 

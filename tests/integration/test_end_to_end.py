@@ -14,7 +14,7 @@ from chalice.test import Client
 import app as app_module
 from devstack.whatsapp import FakeWhatsApp, ReceivedRequest
 from tests import sqs_events
-from tests.integration.api import post, register, token
+from tests.integration.api import post, register, survey_time, token
 from tests.support.runtime import new_container
 
 
@@ -51,7 +51,7 @@ def approve(client: Client, registration: dict[str, Any], code: str) -> None:
     path = f"/registrations/{registration['id']}"
     steps = [
         ("verify", {"code": code}, None),
-        ("schedule-survey", {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"}, "cs"),
+        ("schedule-survey", {"scheduled_at": survey_time(), "surveyor": "Budi"}, "cs"),
         ("complete-survey", {"feasible": True, "notes": "Tiang dekat rumah"}, "surveyor"),
         ("approve", None, "approver"),
     ]
