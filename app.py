@@ -63,13 +63,13 @@ def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response
 
 @app.middleware("http")
 def pinned_error_bodies(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too."""
+    """Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape, with our codes, too."""
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        from chalicelib.web.responses import error_body
+        from chalicelib.web.responses import chalice_error_body
 
-        response.body = error_body(str(body["Code"]), str(body["Message"]))
+        response.body = chalice_error_body(response.status_code, str(body["Message"]))
     return response
 
 
@@ -125,6 +125,8 @@ def create_registration() -> Response:
     body, key = _body(RegistrationIn), _request().headers.get("idempotency-key")
     done = runtime.database.run(lambda conn: service.register(conn, body, runtime.settings.otp_hash_key, key))
     _notify(done.outbox_ids)
+    if done.refusal is not None:
+        raise done.refusal
     return Response(done.body, status_code=done.status)
 
 

@@ -90,14 +90,44 @@ def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> tuple[
     return (row[0], row[1]) if row else None
 
 
-def active_status(conn: "psycopg.Connection[Any]", phone: str, email: str) -> str | None:
-    """The status of an active registration with this phone or e-mail (any letter case), if any."""
-    row = conn.execute(
-        "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
-        "AND status <> ALL (%s) LIMIT 1",
-        (phone, email, [s.value for s in TERMINAL_STATUSES]),
-    ).fetchone()
-    return row[0] if row else None
+_TELL_OWNERS = """
+WITH existing AS (
+    SELECT id, phone, status FROM customer_registrations
+     WHERE (phone = %(phone)s OR lower(email) = lower(%(email)s)) AND status <> ALL (%(terminal)s)
+)
+INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+SELECT %(template)s || ':' || e.id || ':' || floor(extract(epoch FROM now()) / %(every_s)s)::bigint,
+       e.id, e.phone, %(template)s,
+       jsonb_build_object('language', 'id', 'components', jsonb_build_array(jsonb_build_object(
+           'type', 'body', 'parameters', jsonb_build_array(
+               jsonb_build_object('type', 'text', 'text', e.id::text),
+               jsonb_build_object('type', 'text', 'text', e.status)))))
+  FROM existing e
+ WHERE (SELECT count(*) FROM notification_outbox o
+         WHERE o.registration_id = e.id AND o.template = %(template)s) < %(at_most)s
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+
+def tell_owners(
+    conn: "psycopg.Connection[Any]", phone: str, email: str, template: str, every: Any, at_most: int
+) -> list[UUID]:
+    """An outbox row to the phone of each active registration with this phone or e-mail (any letter
+    case), with its id and status: at most one per ``every`` (a timedelta) and ``at_most`` in all per
+    registration.  The ids of the rows written."""
+    rows = conn.execute(
+        _TELL_OWNERS,
+        {
+            "phone": phone,
+            "email": email,
+            "terminal": [s.value for s in TERMINAL_STATUSES],
+            "template": template,
+            "every_s": every.total_seconds(),
+            "at_most": at_most,
+        },
+    ).fetchall()
+    return [UUID(str(row[0])) for row in rows]
 
 
 def claim_idempotency_key(

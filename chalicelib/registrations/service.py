@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from chalicelib.errors import (
+    AppError,
     BadRequestError,
-    ConflictError,
+    DuplicatePackageError,
     DuplicateRegistrationError,
     IdempotencyKeyReusedError,
     NotFoundError,
@@ -42,25 +43,27 @@ READERS = frozenset(Role)
 
 
 def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageIn) -> Json:
-    """A new package (``admin`` only); raises ``ConflictError``-family on a duplicate name."""
+    """A new package (``admin`` only); raises ``DuplicatePackageError`` (409) for a name in use."""
     require(staff, PACKAGE_CREATORS)
     package = repository.insert_package(conn, body.name, body.speed_mbps, body.monthly_price_idr)
     if package is None:
-        raise ConflictError(f"a package named {body.name!r} exists", {"name": body.name})
+        raise DuplicatePackageError(f"a package named {body.name!r} exists (in some letter case)")
     return package
 
 
 @dataclass(frozen=True)
 class Registered:
-    """What ``register`` did: the HTTP status and body, and the outbox rows to send now."""
+    """What ``register`` did: the HTTP status and body, the outbox rows to send now, and the error
+    to answer with once they are sent (a refused duplicate)."""
 
     status: int
     body: Json
     outbox_ids: list[UUID]
+    refusal: AppError | None = None
 
 
 IDEMPOTENCY_SCOPE = "POST /registrations"
-_KEY_HEADER = {"header": "Idempotency-Key"}
+_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -71,8 +74,9 @@ def register(
 
     With ``idempotency_key``, a repeat of the same body replays the first response and
     creates nothing; the key with another body raises ``IdempotencyKeyReusedError`` (422).
-    Raises ``DuplicateRegistrationError`` (409, naming the existing one's status) when an
-    active registration has the phone or e-mail, ``BadRequestError`` for an unknown package.
+    When an active registration has the phone or e-mail, nothing is created: the result carries
+    ``refusal`` (``DuplicateRegistrationError``, 409) to raise once its outbox rows (the message to
+    that registration's phone) are sent.  Raises ``BadRequestError`` for an unknown package.
     """
     code = otp.new_code()
     registration_id = uuid4()
@@ -96,13 +100,30 @@ def register(
                 if created is not None:
                     repository.store_idempotent_response(conn, IDEMPOTENCY_SCOPE, idempotency_key, 201, created[0])
     except repository.DuplicateActiveError:
-        raise DuplicateRegistrationError(
-            "an active registration already has this phone number or e-mail address",
-            {"current_status": repository.active_status(conn, body.phone, body.email)},
-        ) from None
+        return _refuse_duplicate(conn, body)
     if created is None:
-        raise BadRequestError("package_id names no active package", {"field": "package_id"})
+        raise BadRequestError(
+            "the request body is not valid",
+            {"problems": [problem("body", "package_id", "names no active package")]},
+        )
     return Registered(201, created[0], [created[1]])
+
+
+# The message that tells a registrant where their registration stands, when someone (maybe they)
+# tries to register again with its phone or e-mail; as often as a one-time code, at most.
+STATUS_TEMPLATE = "registration_status"
+
+
+def _refuse_duplicate(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Registered:
+    """The public 409 names no status and no field, whichever of the two is taken and whatever the
+    registration's status: the caller may not be the registrant.  The registrant learns the rest on
+    their own phone (a WhatsApp message with the registration's id and status)."""
+    told = repository.tell_owners(conn, body.phone, body.email, STATUS_TEMPLATE, otp.RESEND_AFTER, otp.MAX_CODES)
+    refusal = DuplicateRegistrationError(
+        "these details cannot be used for a new registration now; if you registered before, "
+        "a WhatsApp message to your phone says where your registration stands"
+    )
+    return Registered(409, {}, told, refusal)
 
 
 # A client retrying a POST does so within minutes; a day leaves room for long outages.
@@ -116,14 +137,20 @@ def purge_idempotency_keys(conn: "psycopg.Connection[Any]") -> int:
 
 def _claim(conn: "psycopg.Connection[Any]", key: str, body: RegistrationIn) -> Registered | None:
     if not _IDEMPOTENCY_KEY.match(key):
-        raise BadRequestError("Idempotency-Key must be 1 to 255 visible ASCII characters", _KEY_HEADER)
+        raise BadRequestError(
+            "a header is not valid",
+            {"problems": [problem("header", _KEY_HEADER, "must be 1 to 255 visible ASCII characters")]},
+        )
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     first = repository.claim_idempotency_key(conn, IDEMPOTENCY_SCOPE, key, digest)
     if first is None:
         return None
     first_digest, status, response = first
     if first_digest != digest:
-        raise IdempotencyKeyReusedError("this Idempotency-Key was used with another body", _KEY_HEADER)
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was used with another body",
+            {"problems": [problem("header", _KEY_HEADER, "was used with another body")]},
+        )
     return Registered(status, response, [])
 
 

@@ -10,6 +10,23 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = "5"
 
 
+# Chalice answers some requests itself ({"Code": "UnsupportedMediaType", "Message": ...}); their codes
+# in our table, by status.
+_CODE_BY_CHALICE_STATUS = {
+    400: "invalid_input",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def chalice_error_body(status: int, message: str) -> dict[str, Any]:
+    """One of Chalice's own error answers in our envelope, with our code for its status."""
+    code = _CODE_BY_CHALICE_STATUS.get(status, "internal_error")
+    return error_body(code, message if code != "internal_error" else "an internal error occurred")
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
