@@ -101,7 +101,10 @@ SELECT %(template)s || ':' || e.id || ':' || floor(extract(epoch FROM now()) / %
        jsonb_build_object('language', 'id', 'components', jsonb_build_array(jsonb_build_object(
            'type', 'body', 'parameters', jsonb_build_array(
                jsonb_build_object('type', 'text', 'text', e.id::text),
-               jsonb_build_object('type', 'text', 'text', e.status)))))
+               jsonb_build_object('type', 'text', 'text', e.status),
+               -- As of when: two messages of the same status in two periods are two different messages.
+               jsonb_build_object('type', 'text', 'text',
+                   to_char(now() AT TIME ZONE 'Asia/Jakarta', 'YYYY-MM-DD HH24:MI') || ' WIB')))))
   FROM existing e
  WHERE (SELECT count(*) FROM notification_outbox o
          WHERE o.registration_id = e.id AND o.template = %(template)s) < %(at_most)s
@@ -114,8 +117,8 @@ def tell_owners(
     conn: "psycopg.Connection[Any]", phone: str, email: str, template: str, every: Any, at_most: int
 ) -> list[UUID]:
     """An outbox row to the phone of each active registration with this phone or e-mail (any letter
-    case), with its id and status: at most one per ``every`` (a timedelta) and ``at_most`` in all per
-    registration.  The ids of the rows written."""
+    case), with its id, its status and the time (WIB): at most one per ``every`` (a timedelta) and
+    ``at_most`` in all per registration.  The ids of the rows written."""
     rows = conn.execute(
         _TELL_OWNERS,
         {
