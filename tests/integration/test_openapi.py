@@ -1,5 +1,6 @@
 """GET /openapi.json documents exactly the routes app.py has."""
 
+import json
 from typing import Any
 
 from chalice.test import Client
@@ -54,3 +55,57 @@ def test_request_bodies_come_from_the_models(client: Client) -> None:
     assert registration["additionalProperties"] is False
     assert set(registration["required"]) == {"full_name", "email", "phone", "address", "city", "package_id"}
     assert "status" not in registration["properties"]
+
+
+def test_every_request_body_has_an_example_its_model_accepts(client: Client) -> None:
+    from chalicelib.registrations import models
+
+    document = client.http.get("/openapi.json").json_body
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]
+        for item in document["paths"].values()
+        for operation in item.values()
+        if "requestBody" in operation
+    ]
+    assert len(bodies) == 7
+    for body in bodies:
+        model = getattr(models, body["schema"]["$ref"].rsplit("/", 1)[-1])
+        model.model_validate_json(json.dumps(body["example"]))  # raises when the example is refused
+
+
+def test_every_field_and_parameter_is_described(client: Client) -> None:
+    document = client.http.get("/openapi.json").json_body
+    undescribed: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for name, schema in (node.get("properties") or {}).items():
+                if isinstance(schema, dict) and not schema.get("description"):
+                    undescribed.append(f"{where}.{name}")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(document, "")
+    assert undescribed == []
+    parameters = [p for item in document["paths"].values() for op in item.values() for p in op.get("parameters", [])]
+    assert parameters
+    assert all(p.get("description") for p in parameters)
+
+
+def test_every_operation_names_the_error_codes_of_each_status(client: Client) -> None:
+    from chalicelib.errors import ERROR_CODE_BY_NAME
+
+    document = client.http.get("/openapi.json").json_body
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                schema = response["content"]["application/json"]["schema"]["allOf"][1]
+                codes = schema["properties"]["error"]["properties"]["code"]["enum"]
+                assert codes, (path, method, status)
+                assert all(ERROR_CODE_BY_NAME[c].status == int(status) for c in codes), (path, method, status)
+            assert {"429", "500"} <= set(operation["responses"]), (path, method)
