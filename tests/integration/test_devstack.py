@@ -223,7 +223,11 @@ def test_make_migrate_finds_the_make_run_database_by_itself(tmp_path: Path) -> N
     assert nothing.returncode == 2
     assert "run `make run` once, or set DATABASE_URL" in nothing.stderr
     made = [sys.executable, "-c", "from devstack import stack; stack.embedded_database()"]
-    subprocess.run(made, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    for _ in range(2):  # the wheel gives pg_ctl 10 s to start: a loaded machine may need a second try
+        started = subprocess.run(made, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        if started.returncode == 0:
+            break
+    assert started.returncode == 0, started.stderr
     assert json.loads(migrate("apply").stdout)["ok"] is True
     verified = migrate("verify")
     assert verified.returncode == 0, verified.stderr
