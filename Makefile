@@ -7,13 +7,16 @@ STAMP  := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-1
 # `make run` and `make demo` need less than the checks: a fresh clone starts sooner.
 RUN_STAMP := $(VENV)/.run-installed-$(shell cat requirements.txt requirements-run.txt | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
+# The browser assets GET /docs serves (npm's swagger-ui-dist, pinned in package-lock.json); npm ci writes this file.
+ASSETS := node_modules/.package-lock.json
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
 .PHONY: help install run demo test faults fuzz soak lint format typecheck squawk check package deploy-dry-run \
         readme-diagram migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
-help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+help:  ## list every target
+	@awk -F':.*## ' '/^[a-z][a-z -]*:.*## / {n = split($$1, names, " "); \
+	    for (i = 1; i <= n; i++) printf "  make %-16s %s\n", names[i], $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,21 +28,24 @@ $(RUN_STAMP): requirements.txt requirements-run.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-run.txt
 	rm -f $(VENV)/.run-installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install everything
+install: $(STAMP) $(ASSETS)  ## create .venv and install everything (Python packages, Swagger UI's files)
 
-run: $(RUN_STAMP)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on :8000
+$(ASSETS): package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+run: $(RUN_STAMP) $(ASSETS)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on :8000
 	$(BIN)/python -m devstack
 
 demo: $(RUN_STAMP)  ## against a running `make run`: one registration from sign-up to customer_created
 	$(BIN)/python -m devstack.demo
 
-test: $(STAMP)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
+test: $(STAMP) $(ASSETS)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
 	$(BIN)/pytest -n 4
 
 faults: $(STAMP)  ## only the fault-injection tests (database stopped, SQS down, worker killed, WhatsApp failing, migrations)
 	$(BIN)/pytest -m faults
 
-fuzz: $(STAMP)  ## schemathesis on every operation of /openapi.json, good and bad tokens (FUZZ_URL: a running stack)
+fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, good and bad tokens (FUZZ_URL: a running stack)
 	$(BIN)/python -m devstack.fuzz
 
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
@@ -62,7 +68,7 @@ squawk: $(STAMP)  ## lint migrations/ for locking hazards
 
 check: lint typecheck squawk test  ## every check CI makes
 
-package: $(STAMP)  ## build/package: chalice package + merge template, bytecode in the zip, cfn-lint (STAGE=dev)
+package: $(STAMP) $(ASSETS)  ## build/package: chalice package + merge template, bytecode in the zip, cfn-lint (STAGE=dev)
 	$(BIN)/python scripts/package.py --stage $${STAGE:-dev} --out build/package
 
 deploy-dry-run: $(RUN_STAMP)  ## print the pipeline's commands: package, upload, deploy with the schema gate inside (STAGE=dev)
@@ -72,17 +78,17 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	rm -f $(VENV)/.bench-installed-* && touch $@
 
-bench: $(BENCH_STAMP)  ## every benchmark (minutes): prints the table, writes bench/RESULTS.md
+bench: $(BENCH_STAMP) $(ASSETS)  ## every benchmark (minutes): prints the table, writes bench/RESULTS.md
 	$(BIN)/python -m bench --out bench/RESULTS.md
 
-bench-smoke: $(STAMP)  ## every benchmark with tiny sizes, to see that they run (figures mean nothing)
+bench-smoke: $(STAMP) $(ASSETS)  ## every benchmark with tiny sizes, to see that they run (figures mean nothing)
 	$(BIN)/python -m bench --smoke
 
-readme-diagram: $(STAMP)  ## regenerate README.md's state diagram from the transition table
+readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and error table from the code
 	$(BIN)/python scripts/readme_diagram.py
 
-migrate-plan migrate-apply migrate-verify: migrate-%: $(STAMP)  ## against DATABASE_URL
-	$(BIN)/python -m chalicelib.migrate $*
+migrate-plan migrate-apply migrate-verify: migrate-%: $(RUN_STAMP)  ## the migrate CLI against DATABASE_URL, else `make run`'s database
+	$(BIN)/python -m devstack.migrate $*
 
 clean:  ## remove the venv, caches and build output (keeps .local/ data)
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .chalice/deployments
+	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache .chalice/deployments

@@ -54,9 +54,9 @@ def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        from chalicelib.web.responses import error_body
+        from chalicelib.web.responses import chalice_error_body
 
-        response.body = error_body(str(body["Code"]), str(body["Message"]))
+        response.body = chalice_error_body(response.status_code, str(body["Message"]))
     context = event.context or {}
     request_log.info(
         "request",
@@ -77,6 +77,26 @@ def openapi_document() -> Any:
     return document()
 
 
+@api("/docs", methods=["GET"])
+def docs_page() -> Response:
+    from chalicelib.web import docs as apidocs
+
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Cache-Control": apidocs.PAGE_CACHE,
+    }
+    return Response(apidocs.page(), status_code=200, headers=headers)
+
+
+@api("/docs/{name}", methods=["GET"])
+def docs_asset(name: str) -> Response:
+    from chalicelib.web import docs as apidocs
+
+    found = apidocs.asset(name)
+    headers: dict[str, str | list[str]] = {"Content-Type": found.content_type, "Cache-Control": apidocs.LONG_CACHE}
+    return Response(found.body, status_code=200, headers=headers)
+
+
 @api("/packages", methods=["GET"])
 def list_packages() -> Any:
     from chalicelib.registrations import service
@@ -89,7 +109,8 @@ def create_package() -> Response:
     from chalicelib.registrations import service
     from chalicelib.registrations.models import PackageIn
 
-    staff, body = _staff(), _body(PackageIn)
+    staff = _staff(service.PACKAGE_CREATORS)
+    body = _body(PackageIn)
     return Response(runtime.database.run(lambda conn: service.create_package(conn, staff, body)), status_code=201)
 
 
@@ -101,6 +122,8 @@ def create_registration() -> Response:
     body, key = _body(RegistrationIn), _request().headers.get("idempotency-key")
     done = runtime.database.run(lambda conn: service.register(conn, body, runtime.settings.otp_hash_key, key))
     _notify(done.outbox_ids)
+    if done.refusal is not None:
+        raise done.refusal
     return Response(done.body, status_code=done.status)
 
 
@@ -108,9 +131,10 @@ def create_registration() -> Response:
 def list_registrations() -> Response:
     from chalicelib.registrations import service
     from chalicelib.registrations.models import ListQuery
+    from chalicelib.web.requests import parse_query
 
-    staff = _staff()
-    query = ListQuery.model_validate(dict(_request().query_params or {}))
+    staff = _staff(service.READERS)
+    query = parse_query(_request().query_params, ListQuery)
     page = runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
     return Response(page, headers={"Content-Type": "application/json"})
 
@@ -119,7 +143,7 @@ def list_registrations() -> Response:
 def get_registration(registration_id: str) -> Any:
     from chalicelib.registrations import service
 
-    _staff()
+    _staff(service.READERS)
     return runtime.database.run(lambda conn: service.get_registration(conn, registration_id))
 
 
@@ -150,8 +174,9 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     from chalicelib.web.auth import authenticate_if_sent
 
     step, model = actions.parse_action(action)
-    body = None if model is None else _body(model)
-    staff, key = authenticate_if_sent(_request().headers, runtime), runtime.settings.otp_hash_key
+    staff = authenticate_if_sent(_request().headers, runtime)
+    actions.authorize(step, staff)  # 401/403 before the body is read
+    body, key = None if model is None else _body(model), runtime.settings.otp_hash_key
     return runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
 
 
@@ -209,10 +234,13 @@ def _notify(outbox_ids: list[uuid.UUID]) -> None:
     service.send_committed(runtime, outbox_ids)
 
 
-def _staff() -> Any:
+def _staff(roles: Any = None) -> Any:
+    """The caller's staff identity (401 without a valid token), with one of ``roles`` when given (403)."""
+    from chalicelib.staff import require
     from chalicelib.web.auth import authenticate
 
-    return authenticate(_request().headers, runtime)
+    staff = authenticate(_request().headers, runtime)
+    return staff if roles is None else require(staff, roles)
 
 
 def _body(model: Any) -> Any:

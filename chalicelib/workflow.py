@@ -34,7 +34,8 @@ class Transition:
 
     ``roles`` may perform it (``admin`` may do all that staff may);
     ``public_with_code`` lets the registrant do it with the OTP code;
-    ``worker_only`` means only the SQS worker writes it.
+    ``worker_only`` means only the SQS worker writes it;
+    ``requires_feasible_survey``: only once the survey found the address feasible.
     """
 
     action: Action
@@ -43,6 +44,7 @@ class Transition:
     roles: frozenset[Role]
     public_with_code: bool = False
     worker_only: bool = False
+    requires_feasible_survey: bool = False
 
 
 def _roles(*roles: Role) -> frozenset[Role]:
@@ -59,7 +61,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(Action.COMPLETE_SURVEY, frozenset({S.SURVEY_SCHEDULED}), S.SURVEY_COMPLETED, _roles(Role.SURVEYOR)),
     # A survey found not feasible is closed with reject; approve answers 409 then.
-    Transition(Action.APPROVE, frozenset({S.SURVEY_COMPLETED}), S.APPROVED, _roles(Role.APPROVER)),
+    Transition(
+        Action.APPROVE,
+        frozenset({S.SURVEY_COMPLETED}),
+        S.APPROVED,
+        _roles(Role.APPROVER),
+        requires_feasible_survey=True,
+    ),
     Transition(Action.REJECT, ACTIVE_STATUSES, S.REJECTED, _roles(Role.CS, Role.APPROVER)),
     Transition(Action.CANCEL, ACTIVE_STATUSES, S.CANCELLED, _roles(Role.CS)),
     Transition(Action.CREATE_CUSTOMER, frozenset({S.APPROVED}), S.CUSTOMER_CREATED, frozenset(), worker_only=True),
@@ -68,22 +76,34 @@ TRANSITIONS: tuple[Transition, ...] = (
 TRANSITION_BY_ACTION: dict[Action, Transition] = {t.action: t for t in TRANSITIONS}
 
 
-def allowed_actions(status: RegistrationStatus) -> list[Action]:
-    """The actions that may start from ``status``, in table order."""
-    return [t.action for t in TRANSITIONS if status in t.sources]
+def permits(transition: Transition, status: RegistrationStatus, survey_feasible: bool | None) -> bool:
+    """The one rule of a move: ``transition`` may start from a registration in ``status`` whose survey
+    found ``survey_feasible`` (None: no survey yet).  The statement that makes a move checks the
+    same two fields of the same row (``registrations.service.move``), and ``allowed_actions`` lists
+    what this permits, so the 409's list and the decision cannot disagree."""
+    return status in transition.sources and (survey_feasible is True or not transition.requires_feasible_survey)
 
 
-def not_allowed(action: Action, status: RegistrationStatus) -> TransitionNotAllowedError:
+def allowed_actions(status: RegistrationStatus, survey_feasible: bool | None = None) -> list[Action]:
+    """What may start from a registration in ``status`` whose survey found ``survey_feasible``, in table order."""
+    return [t.action for t in TRANSITIONS if permits(t, status, survey_feasible)]
+
+
+def not_allowed(
+    action: Action, status: RegistrationStatus, survey_feasible: bool | None = None
+) -> TransitionNotAllowedError:
     """The 409 for ``action`` tried from ``status``: it names the current status and what is allowed from it."""
+    unfeasible = status in TRANSITION_BY_ACTION[action].sources and not permits(
+        TRANSITION_BY_ACTION[action], status, survey_feasible
+    )
     return TransitionNotAllowedError(
         f"{action} is not allowed from {status}"
-        + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),
-        {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
+        + (" (the survey found the address not feasible: reject it)" if unfeasible else ""),
+        {
+            "current_status": status.value,
+            "allowed_actions": [a.value for a in allowed_actions(status, survey_feasible)],
+        },
     )
-
-
-def _unfeasible(action: Action, status: RegistrationStatus) -> bool:
-    return action is Action.APPROVE and status is RegistrationStatus.SURVEY_COMPLETED
 
 
 def parse_registration_id(value: str) -> UUID:

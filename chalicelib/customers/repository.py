@@ -116,7 +116,7 @@ def create_customer(conn: "psycopg.Connection[Any]", params: Json) -> CreateResu
 
 
 _READ_CUSTOMER = statement("""
-SELECT r.status, to_jsonb(c), to_jsonb(t)
+SELECT r.status, to_jsonb(c), to_jsonb(t), r.survey_feasible
   FROM customer_registrations r
   LEFT JOIN customers c ON c.registration_id = r.id
   LEFT JOIN installation_tickets t ON t.customer_id = c.id
@@ -126,7 +126,8 @@ SELECT r.status, to_jsonb(c), to_jsonb(t)
 
 def read_customer(
     conn: "psycopg.Connection[Any]", registration_id: UUID
-) -> tuple[str, Json | None, Json | None] | None:
-    """(status, customer, ticket) of a registration, customer and ticket None until created; None if unknown."""
+) -> tuple[str, Json | None, Json | None, bool | None] | None:
+    """(status, customer, ticket, survey_feasible) of a registration, customer and ticket None until
+    created; None if unknown."""
     row = conn.execute(_READ_CUSTOMER, (registration_id,)).fetchone()
-    return (row[0], row[1], row[2]) if row else None
+    return (row[0], row[1], row[2], row[3]) if row else None

@@ -63,12 +63,12 @@ def request_customer(
     found = customer_repository.read_customer(conn, registration)
     if found is None:
         raise NotFoundError("no such registration")
-    status, customer, ticket = RegistrationStatus(found[0]), found[1], found[2]
+    status, customer, ticket, feasible = RegistrationStatus(found[0]), found[1], found[2], found[3]
     if status is _CREATE.target and customer is not None:
         body = {"status": status.value, "registration_id": str(registration), "customer": customer, "ticket": ticket}
         return CustomerRequest(queued=False, body=body)
     if status not in _CREATE.sources:
-        raise not_allowed(_CREATE.action, status)
+        raise not_allowed(_CREATE.action, status, feasible)
     if not queue_url:
         raise ConfigurationError("CUSTOMER_QUEUE_URL is not set")
     correlation_id = str(uuid.uuid4())

@@ -5,10 +5,11 @@ comments; the one understood today is
 
     -- migrate: no-transaction
 
-for a file holding one statement that PostgreSQL refuses inside a transaction
-(``CREATE INDEX CONCURRENTLY``).  Such a file runs alone, in autocommit, and its
-history row is written after it succeeds, so it must be safe to run again
-(``IF NOT EXISTS``).
+for a file of statements that PostgreSQL refuses inside a transaction
+(``CREATE INDEX CONCURRENTLY``).  Each of its statements runs alone, in autocommit,
+in the file's order (a statement ends with ``;`` at the end of a line: plain DDL, no
+function bodies), and the history row is written after the last succeeds, so every
+statement must be safe to run again (``IF NOT EXISTS``).
 """
 
 import hashlib
@@ -81,6 +82,24 @@ def _read(path: Path) -> MigrationFile:
         checksum=hashlib.sha256(raw).hexdigest(),
         in_transaction="no-transaction" not in directives,
     )
+
+
+def statements(sql: str) -> list[str]:
+    """A no-transaction file's statements, each to be sent alone (PostgreSQL runs the
+    statements of one query string in one implicit transaction, which CONCURRENTLY refuses)."""
+    found: list[str] = []
+    current: list[str] = []
+    for line in sql.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            found.append("\n".join(current))
+            current = []
+    found.append("\n".join(current))
+    return [s.strip() for s in found if _has_code(s)]
+
+
+def _has_code(chunk: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())
 
 
 def _directives(name: str, sql: str) -> set[str]:

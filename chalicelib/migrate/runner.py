@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.migrate.catalog import HISTORY_TABLE, read_catalog
-from chalicelib.migrate.files import MigrationFile
+from chalicelib.migrate.files import MigrationFile, statements
 from chalicelib.migrate.report import Drift, Report
 from chalicelib.migrate.verify import compare_contract, compare_history
 from chalicelib.platform.settings import Settings
@@ -185,10 +185,11 @@ def _apply_one(conn: "psycopg.Connection[Any]", migration: MigrationFile, settin
             elapsed = (time.perf_counter() - started) * 1000
             conn.execute(record, (migration.name, migration.checksum, elapsed))
         return elapsed
-    # A statement PostgreSQL refuses in a transaction: run alone, then record.
+    # Statements PostgreSQL refuses in a transaction: each run alone, then the file is recorded.
     conn.execute(timeouts.format(local="false"), (settings.migrate_lock_timeout, settings.migrate_statement_timeout))
     try:
-        conn.execute(migration.sql.encode())
+        for statement in statements(migration.sql):
+            conn.execute(statement.encode())
     finally:
         conn.execute("RESET lock_timeout; RESET statement_timeout")
     invalid = _invalid_indexes(conn)

@@ -34,7 +34,8 @@ def send_due(runtime: Runtime) -> dict[str, Any]:
     """One scheduled run: counts by outcome.  Raises ``ConfigurationError`` without WhatsApp settings."""
     client = WhatsAppClient.from_settings(runtime.settings)
     counts = runtime.database.run(lambda conn: sender.send_due(conn, client))
-    log.info("outbox run", extra=counts)
+    if any(counts.values()):  # a run every minute that found nothing due is not news
+        log.info("outbox run", extra=counts)
     return counts
 
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import NotFoundError, UnauthorizedError
 from chalicelib.jsontypes import Json
 from chalicelib.registrations.models import CompleteSurveyIn, ReasonIn, ScheduleSurveyIn, VerifyIn
 from chalicelib.registrations.service import act
 from chalicelib.registrations.verification import verify_with_code
-from chalicelib.staff import Staff
-from chalicelib.workflow import Action
+from chalicelib.staff import Staff, require
+from chalicelib.workflow import TRANSITION_BY_ACTION, Action
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,6 +36,16 @@ def parse_action(segment: str) -> tuple[Action, type[BaseModel] | None]:
     if action is None:
         raise NotFoundError(f"no action {segment!r}", {"actions": sorted(_ACTION_BY_SEGMENT)})
     return action, BODY_BY_ACTION[action]
+
+
+def authorize(action: Action, staff: Staff | None) -> None:
+    """Who may try ``action``, before its body is read: the public only for ``verify`` (by code);
+    else ``UnauthorizedError`` (401) without a token, ``ForbiddenError`` (403) for a role that may not."""
+    if staff is None:
+        if TRANSITION_BY_ACTION[action].public_with_code:
+            return
+        raise UnauthorizedError("a staff Bearer token is required")
+    require(staff, TRANSITION_BY_ACTION[action].roles)
 
 
 def perform(

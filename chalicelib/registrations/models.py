@@ -4,6 +4,7 @@ No model has a ``status`` field: a registration never takes its status from a bo
 """
 
 import re
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -60,6 +61,12 @@ def _parse_phone(value: str) -> "phonenumbers.PhoneNumber":
         raise ValueError("is not a phone number") from error
 
 
+def normalise_phone(value: str) -> str:
+    """A phone as people type it (``0812…``, ``+62 812…``) as E.164 (``+62812…``); ``ValueError``
+    unless it is an Indonesian mobile number.  Staff search normalises with it too."""
+    return _indonesian_mobile(value)
+
+
 def _text(max_length: int, min_length: int = 1) -> type[str]:
     # Stored exactly as sent (no stripping: the documented maxLength is what is checked);
     # required text must hold more than whitespace.
@@ -93,8 +100,22 @@ class VerifyIn(_Body):
     code: Annotated[str, Field(pattern=r"^\d{6}$")] | None = None
 
 
+# How far ahead a survey may be booked: beyond that, plans change and the slot is lost;
+# schedule-survey may move a booked survey (survey_scheduled -> survey_scheduled) later.
+MAX_SURVEY_AHEAD = timedelta(days=90)
+
+
+def _future_within_limit(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("must be in the future")
+    if value > now + MAX_SURVEY_AHEAD:
+        raise ValueError(f"must be within {MAX_SURVEY_AHEAD.days} days from now")
+    return value
+
+
 class ScheduleSurveyIn(_Body):
-    scheduled_at: AwareDatetime
+    scheduled_at: Annotated[AwareDatetime, AfterValidator(_future_within_limit)]
     surveyor: _text(100)  # type: ignore[valid-type]
 
 
@@ -107,15 +128,36 @@ class ReasonIn(_Body):
     reason: _text(500)  # type: ignore[valid-type]
 
 
-def _iso_8601(value: object) -> object:
+# A plain date in a query is a day in Indonesia's western time (WIB, UTC+7: Jakarta, Bandung),
+# as is a date-time without an offset.
+WIB = timezone(timedelta(hours=7), "WIB")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _day_or_moment(value: object, next_day: bool) -> object:
     # Outside strict mode pydantic would read "0.5" as a Unix time; a URL gives ISO 8601 or nothing.
-    if isinstance(value, str) and not _ISO_DATE.match(value):
-        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-25T08:00:00+07:00")
-    return value
+    if not isinstance(value, str):
+        return value
+    if _ISO_DATE.match(value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a date that exists") from None
+        start = datetime.combine(day, time(), WIB)
+        return start + timedelta(days=1) if next_day else start
+    if not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date (2026-11-25) or date-time (2026-11-25T08:00:00+07:00)")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a date-time that exists") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=WIB)
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+# created_from=2026-11-25: from the start of that day; created_to=2026-11-25: to its end (exclusive bound).
+_From = Annotated[AwareDatetime, BeforeValidator(lambda v: _day_or_moment(v, next_day=False))]
+_To = Annotated[AwareDatetime, BeforeValidator(lambda v: _day_or_moment(v, next_day=True))]
 
 
 class ListQuery(BaseModel):
@@ -123,9 +165,10 @@ class ListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    q: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)] | None = None
     status: RegistrationStatus | None = None
     city: Annotated[str, Field(max_length=100), AfterValidator(_no_nul)] | None = None
-    created_from: _QueryTime | None = None
-    created_to: _QueryTime | None = None
+    created_from: _From | None = None
+    created_to: _To | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None

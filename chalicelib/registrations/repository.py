@@ -94,16 +94,47 @@ def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> tuple[
     return (row[0], row[1]) if row else None
 
 
-_ACTIVE_STATUS = statement(
-    "SELECT status FROM customer_registrations WHERE (phone = %s OR lower(email) = lower(%s)) "
-    "AND status <> ALL (%s) LIMIT 1"
+_TELL_OWNERS = statement("""
+WITH existing AS (
+    SELECT id, phone, status FROM customer_registrations
+     WHERE (phone = %(phone)s OR lower(email) = lower(%(email)s)) AND status <> ALL (%(terminal)s)
 )
+INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+SELECT %(template)s || ':' || e.id || ':' || floor(extract(epoch FROM now()) / %(every_s)s)::bigint,
+       e.id, e.phone, %(template)s,
+       jsonb_build_object('language', 'id', 'components', jsonb_build_array(jsonb_build_object(
+           'type', 'body', 'parameters', jsonb_build_array(
+               jsonb_build_object('type', 'text', 'text', e.id::text),
+               jsonb_build_object('type', 'text', 'text', e.status),
+               -- As of when: two messages of the same status in two periods are two different messages.
+               jsonb_build_object('type', 'text', 'text',
+                   to_char(now() AT TIME ZONE 'Asia/Jakarta', 'YYYY-MM-DD HH24:MI') || ' WIB')))))
+  FROM existing e
+ WHERE (SELECT count(*) FROM notification_outbox o
+         WHERE o.registration_id = e.id AND o.template = %(template)s) < %(at_most)s
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+""")
 
 
-def active_status(conn: "psycopg.Connection[Any]", phone: str, email: str) -> str | None:
-    """The status of an active registration with this phone or e-mail (any letter case), if any."""
-    row = conn.execute(_ACTIVE_STATUS, (phone, email, [s.value for s in TERMINAL_STATUSES])).fetchone()
-    return row[0] if row else None
+def tell_owners(
+    conn: "psycopg.Connection[Any]", phone: str, email: str, template: str, every: Any, at_most: int
+) -> list[UUID]:
+    """An outbox row to the phone of each active registration with this phone or e-mail (any letter
+    case), with its id, its status and the time (WIB): at most one per ``every`` (a timedelta) and
+    ``at_most`` in all per registration.  The ids of the rows written."""
+    rows = conn.execute(
+        _TELL_OWNERS,
+        {
+            "phone": phone,
+            "email": email,
+            "terminal": [s.value for s in TERMINAL_STATUSES],
+            "template": template,
+            "every_s": every.total_seconds(),
+            "at_most": at_most,
+        },
+    ).fetchall()
+    return [UUID(str(row[0])) for row in rows]
 
 
 _CLAIM_KEY = statement(
@@ -144,7 +175,7 @@ def store_idempotent_response(conn: "psycopg.Connection[Any]", scope: str, key: 
 
 _TRANSITION = statement(f"""
 WITH target AS (
-    SELECT id, status FROM customer_registrations WHERE id = %(id)s FOR UPDATE
+    SELECT id, status, survey_feasible FROM customer_registrations WHERE id = %(id)s FOR UPDATE
 ), r AS (
     UPDATE customer_registrations r
        SET status = %(to_status)s,
@@ -156,27 +187,29 @@ WITH target AS (
            status_reason = coalesce(%(reason)s, r.status_reason)
       FROM target
      WHERE r.id = target.id
+       -- workflow.permits: the status is a source, and the survey was feasible where that is required.
        AND target.status = ANY (%(from_statuses)s)
-       AND (NOT %(require_feasible)s OR r.survey_feasible IS TRUE)
+       AND (NOT %(require_feasible)s OR target.survey_feasible IS TRUE)
     RETURNING r.*, target.status AS from_status
 ), history AS (
     INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor, reason)
     SELECT id, %(action)s, from_status, status, %(actor)s, %(reason)s FROM r
 )
-SELECT (SELECT status FROM target), (SELECT {_REGISTRATION} FROM r)
+SELECT (SELECT status FROM target), (SELECT survey_feasible FROM target), (SELECT {_REGISTRATION} FROM r)
 """)
 
 
-def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | None, Json | None]:
-    """One conditional UPDATE plus its history row: (status before, the updated row or None).
+def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | None, bool | None, Json | None]:
+    """One conditional UPDATE plus its history row: (status before, survey_feasible before, the updated
+    row or None).
 
-    (None, None): no such registration.  (status, None): the move is not allowed from it.
+    (None, None, None): no such registration.  (status, feasible, None): the move is not allowed from it.
     The row lock makes concurrent moves queue; each re-reads the status it waited for.
     """
     row = conn.execute(_TRANSITION, params).fetchone()
-    if row is None:  # a SELECT of two scalar subqueries always returns one row
+    if row is None:  # a SELECT of scalar subqueries always returns one row
         raise RuntimeError("the transition statement returned no row")
-    return row[0], row[1]
+    return row[0], row[1], row[2]
 
 
 _GET_REGISTRATION = statement(f"""
@@ -198,22 +231,37 @@ def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> 
     return row[0] if row else None
 
 
-_LIST = statement(f"""
-SELECT {_REGISTRATION}
+_LIST_TEMPLATE = """
+SELECT {registration}
   FROM customer_registrations r
- WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
-   AND (%(city)s::text IS NULL OR r.city = %(city)s)
+ WHERE {match}
+   AND (%(status)s::text IS NULL OR r.status = %(status)s)
+   AND (%(city)s::text IS NULL OR lower(r.city) = lower(%(city)s))
    AND (%(created_from)s::timestamptz IS NULL OR r.created_at >= %(created_from)s)
    AND (%(created_to)s::timestamptz IS NULL OR r.created_at < %(created_to)s)
    AND (%(after_created_at)s::timestamptz IS NULL
         OR (r.created_at, r.id) < (%(after_created_at)s, %(after_id)s::uuid))
  ORDER BY r.created_at DESC, r.id DESC
  LIMIT %(limit)s
-""")
+"""
+# One statement per kind of search, each with a condition its own index serves (migration 010),
+# rather than "%(q)s IS NULL OR ...", which a generic plan could not use an index for.
+_MATCH_BY_SEARCH = {
+    None: "TRUE",
+    "phone": "r.phone = %(q)s",
+    "email": "lower(r.email) = lower(%(q)s)",
+    "name": "r.full_name ILIKE %(q)s",
+}
+_LIST_BY_SEARCH = {
+    kind: statement(_LIST_TEMPLATE.format(registration=_REGISTRATION, match=match))
+    for kind, match in _MATCH_BY_SEARCH.items()
+}
+_LIST = _LIST_BY_SEARCH[None]
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[str]:
+def list_registrations(conn: "psycopg.Connection[Any]", params: Json, search: str | None = None) -> list[str]:
     """Newest first, after the keyset (created_at, id) if given: each row as the JSON text PostgreSQL built.
+    ``search`` (phone, email, name) says what ``params["q"]`` is.
 
     Not decoded: the API passes the rows on as they are, and decoding twenty of them
     only to encode them again was a fifth of a list request's own cost.
@@ -222,7 +270,7 @@ def list_registrations(conn: "psycopg.Connection[Any]", params: Json) -> list[st
 
     cursor = conn.cursor()
     cursor.adapters.register_loader("jsonb", TextLoader)
-    return [row[0] for row in cursor.execute(_LIST, params).fetchall()]
+    return [row[0] for row in cursor.execute(_LIST_BY_SEARCH[search], params).fetchall()]
 
 
 # ::interval: PREPARE (and verify) cannot know the parameter is a timedelta otherwise.

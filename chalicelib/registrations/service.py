@@ -10,15 +10,17 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from chalicelib.errors import (
+    AppError,
     BadRequestError,
-    ConflictError,
+    DuplicatePackageError,
     DuplicateRegistrationError,
     IdempotencyKeyReusedError,
     NotFoundError,
     UnauthorizedError,
+    problem,
 )
 from chalicelib.jsontypes import Json
-from chalicelib.registrations import otp, repository
+from chalicelib.registrations import otp, repository, search
 from chalicelib.registrations.models import ListQuery, PackageIn, RegistrationIn
 from chalicelib.staff import Role, Staff, require
 from chalicelib.statuses import RegistrationStatus
@@ -34,26 +36,34 @@ def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
     return repository.list_packages(conn)
 
 
+# Who may create packages, and who may read registrations (checked by the web edge before it
+# reads the request's input, and again here).
+PACKAGE_CREATORS = frozenset({Role.ADMIN})
+READERS = frozenset(Role)
+
+
 def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageIn) -> Json:
-    """A new package (``admin`` only); raises ``ConflictError``-family on a duplicate name."""
-    require(staff, [Role.ADMIN])
+    """A new package (``admin`` only); raises ``DuplicatePackageError`` (409) for a name in use."""
+    require(staff, PACKAGE_CREATORS)
     package = repository.insert_package(conn, body.name, body.speed_mbps, body.monthly_price_idr)
     if package is None:
-        raise ConflictError(f"a package named {body.name!r} exists", {"name": body.name})
+        raise DuplicatePackageError(f"a package named {body.name!r} exists (in some letter case)")
     return package
 
 
 @dataclass(frozen=True)
 class Registered:
-    """What ``register`` did: the HTTP status and body, and the outbox rows to send now."""
+    """What ``register`` did: the HTTP status and body, the outbox rows to send now, and the error
+    to answer with once they are sent (a refused duplicate)."""
 
     status: int
     body: Json
     outbox_ids: list[UUID]
+    refusal: AppError | None = None
 
 
 IDEMPOTENCY_SCOPE = "POST /registrations"
-_KEY_HEADER = {"header": "Idempotency-Key"}
+_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -64,8 +74,9 @@ def register(
 
     With ``idempotency_key``, a repeat of the same body replays the first response and
     creates nothing; the key with another body raises ``IdempotencyKeyReusedError`` (422).
-    Raises ``DuplicateRegistrationError`` (409, naming the existing one's status) when an
-    active registration has the phone or e-mail, ``BadRequestError`` for an unknown package.
+    When an active registration has the phone or e-mail, nothing is created: the result carries
+    ``refusal`` (``DuplicateRegistrationError``, 409) to raise once its outbox rows (the message to
+    that registration's phone) are sent.  Raises ``BadRequestError`` for an unknown package.
     """
     code = otp.new_code()
     registration_id = uuid4()
@@ -89,13 +100,30 @@ def register(
                 if created is not None:
                     repository.store_idempotent_response(conn, IDEMPOTENCY_SCOPE, idempotency_key, 201, created[0])
     except repository.DuplicateActiveError:
-        raise DuplicateRegistrationError(
-            "an active registration already has this phone number or e-mail address",
-            {"current_status": repository.active_status(conn, body.phone, body.email)},
-        ) from None
+        return _refuse_duplicate(conn, body)
     if created is None:
-        raise BadRequestError("package_id names no active package", {"field": "package_id"})
+        raise BadRequestError(
+            "the request body is not valid",
+            {"problems": [problem("body", "package_id", "names no active package")]},
+        )
     return Registered(201, created[0], [created[1]])
+
+
+# The message that tells a registrant where their registration stands, when someone (maybe they)
+# tries to register again with its phone or e-mail; as often as a one-time code, at most.
+STATUS_TEMPLATE = "registration_status"
+
+
+def _refuse_duplicate(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Registered:
+    """The public 409 names no status and no field, whichever of the two is taken and whatever the
+    registration's status: the caller may not be the registrant.  The registrant learns the rest on
+    their own phone (a WhatsApp message with the registration's id and status)."""
+    told = repository.tell_owners(conn, body.phone, body.email, STATUS_TEMPLATE, otp.RESEND_AFTER, otp.MAX_CODES)
+    refusal = DuplicateRegistrationError(
+        "these details cannot be used for a new registration now; if you registered before, "
+        "a WhatsApp message to your phone says where your registration stands"
+    )
+    return Registered(409, {}, told, refusal)
 
 
 # A client retrying a POST does so within minutes; a day leaves room for long outages.
@@ -109,14 +137,20 @@ def purge_idempotency_keys(conn: "psycopg.Connection[Any]") -> int:
 
 def _claim(conn: "psycopg.Connection[Any]", key: str, body: RegistrationIn) -> Registered | None:
     if not _IDEMPOTENCY_KEY.match(key):
-        raise BadRequestError("Idempotency-Key must be 1 to 255 visible ASCII characters", _KEY_HEADER)
+        raise BadRequestError(
+            "a header is not valid",
+            {"problems": [problem("header", _KEY_HEADER, "must be 1 to 255 visible ASCII characters")]},
+        )
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     first = repository.claim_idempotency_key(conn, IDEMPOTENCY_SCOPE, key, digest)
     if first is None:
         return None
     first_digest, status, response = first
     if first_digest != digest:
-        raise IdempotencyKeyReusedError("this Idempotency-Key was used with another body", _KEY_HEADER)
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was used with another body",
+            {"problems": [problem("header", _KEY_HEADER, "was used with another body")]},
+        )
     return Registered(status, response, [])
 
 
@@ -152,7 +186,7 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         "action": action.value,
         "to_status": transition.target.value,
         "from_statuses": [s.value for s in transition.sources],
-        "require_feasible": action is Action.APPROVE,
+        "require_feasible": transition.requires_feasible_survey,
         "actor": actor,
         "reason": getattr(body, "reason", None),
         "survey_scheduled_at": getattr(body, "scheduled_at", None),
@@ -160,11 +194,11 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         "survey_feasible": getattr(body, "feasible", None),
         "survey_notes": getattr(body, "notes", None) if action is Action.COMPLETE_SURVEY else None,
     }
-    before, registration = repository.transition(conn, params)
+    before, feasible, registration = repository.transition(conn, params)
     if before is None:
         raise NotFoundError("no such registration")
     if registration is None:
-        raise not_allowed(action, RegistrationStatus(before))
+        raise not_allowed(action, RegistrationStatus(before), feasible)
     return registration
 
 
@@ -175,11 +209,13 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
     cursor is the last row's (created_at, id): pages stay as fast deep in the list
     as at its head, and rows created meanwhile neither repeat nor vanish.
     """
-    require(staff, list(Role))
+    require(staff, READERS)
     after_created_at, after_id = _decode_cursor(query.cursor) if query.cursor else (None, None)
+    found = _search(query.q)
     rows = repository.list_registrations(
         conn,
         {
+            "q": found.value if found else None,
             "status": query.status.value if query.status else None,
             "city": query.city,
             "created_from": query.created_from,
@@ -188,10 +224,22 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: Lis
             "after_id": after_id,
             "limit": query.limit + 1,
         },
+        found.kind.value if found else None,
     )
     page = rows[: query.limit]
     next_cursor = _encode_cursor(json.loads(page[-1])) if len(rows) > query.limit else None
     return f'{{"items":[{",".join(page)}],"next_cursor":{json.dumps(next_cursor)}}}'
+
+
+def _search(q: str | None) -> "search.Search | None":
+    if q is None:
+        return None
+    try:
+        return search.parse(q)
+    except ValueError as error:
+        raise BadRequestError(
+            "a query parameter is not valid", {"problems": [problem("query", "q", str(error))]}
+        ) from None
 
 
 def _encode_cursor(last: Json) -> str:
@@ -204,4 +252,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         created_at, registration_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(created_at), UUID(registration_id)
     except (ValueError, TypeError) as error:
-        raise BadRequestError("cursor is not one this API gave out", {"field": "cursor"}) from error
+        raise BadRequestError(
+            "a query parameter is not valid", {"problems": [problem("query", "cursor", "is not one this API gave out")]}
+        ) from error

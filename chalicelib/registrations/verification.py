@@ -4,9 +4,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 from chalicelib.errors import (
-    BadRequestError,
-    ConflictError,
     InvalidCodeError,
+    NotAwaitingCodeError,
     NotFoundError,
     TooManyRequestsError,
 )
@@ -59,8 +58,8 @@ def _refuse_without_code(conn: "psycopg.Connection[Any]", rid: UUID) -> NoReturn
         raise NotFoundError("no such registration")
     status = RegistrationStatus(registration["status"])
     if status is not RegistrationStatus.PENDING_VERIFICATION:
-        raise not_allowed(Action.VERIFY, status)
-    raise BadRequestError("no code is outstanding; ask for a new code", {"resend": True})
+        raise not_allowed(Action.VERIFY, status, registration["survey_feasible"])
+    raise InvalidCodeError("no code is outstanding; ask for a new code", {"resend": True})
 
 
 def resend_code(conn: "psycopg.Connection[Any]", registration_id: str, otp_key: str | None) -> tuple[Json, list[UUID]]:
@@ -91,7 +90,7 @@ def resend_code(conn: "psycopg.Connection[Any]", registration_id: str, otp_key: 
         body = {"registration_id": str(rid), "expires_in_s": int(otp.VALID_FOR.total_seconds())}
         return body, [outbox_id]
     if status != RegistrationStatus.PENDING_VERIFICATION:
-        raise ConflictError("the registration is not waiting for verification", {"current_status": status})
+        raise NotAwaitingCodeError("the registration is not waiting for a code", {"current_status": status})
     if codes_sent is None or codes_sent >= otp.MAX_CODES:
         raise TooManyRequestsError("no more codes can be sent for this registration; staff can verify it")
     raise TooManyRequestsError("a code was sent less than a minute ago", retry_after_s=max(wait_s or 1, 1))

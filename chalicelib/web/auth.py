@@ -51,6 +51,27 @@ def authenticate_if_sent(headers: Mapping[str, str], runtime: Runtime) -> Staff 
     return authenticate(headers, runtime)
 
 
+def _in_words(error: Exception) -> str:
+    """Why a token was refused, in our words: PyJWT's own messages can quote a decoder's internals
+    (``'utf-8' codec can't decode byte 0xb7``), which say nothing useful to a client."""
+    import jwt
+
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"the token has no {error.claim!r} claim"
+    for kind, words in (
+        (jwt.ExpiredSignatureError, "the token has expired"),
+        (jwt.ImmatureSignatureError, "the token is not valid yet"),
+        (jwt.InvalidIssuerError, "the token was issued by another issuer"),
+        (jwt.InvalidAlgorithmError, "the token is signed with an algorithm this API does not accept"),
+        (jwt.InvalidSignatureError, "the token's signature does not match"),
+        (jwt.PyJWKClientError, "the token is signed with a key this API does not know"),
+        (jwt.DecodeError, "the token is not a well-formed JWT"),
+    ):
+        if isinstance(error, kind):
+            return words
+    return "the token is not valid"
+
+
 def _verify(token: str, settings: Settings, runtime: Runtime) -> tuple[Staff, float]:
     import jwt
 
@@ -75,7 +96,7 @@ def _verify(token: str, settings: Settings, runtime: Runtime) -> tuple[Staff, fl
     except jwt.PyJWKClientConnectionError as error:
         raise ServiceUnavailableError("the token signing keys cannot be fetched; try again") from error
     except jwt.PyJWTError as error:
-        raise UnauthorizedError(f"invalid token: {error}") from error
+        raise UnauthorizedError(_in_words(error)) from error
     groups = claims.get("cognito:groups") or []
     roles = frozenset(Role(g) for g in groups if g in Role._value2member_map_)
     username = str(claims.get("cognito:username") or claims.get("username") or claims["sub"])

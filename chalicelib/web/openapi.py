@@ -2,8 +2,11 @@
 
 Request bodies come from the pydantic models, so they cannot drift from what the
 API accepts; each workflow action gets its own path with its own body.  A test
-checks that the paths here and the routes of ``app.py`` are the same set.
+checks that the paths here and the routes of ``app.py`` are the same set (but for
+``GET /docs``, the page that renders this document).
 """
+
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -11,6 +14,7 @@ from chalicelib.jsontypes import Json
 from chalicelib.registrations.actions import BODY_BY_ACTION
 from chalicelib.registrations.models import PackageIn, RegistrationIn
 from chalicelib.statuses import RegistrationStatus
+from chalicelib.web import examples
 from chalicelib.workflow import TRANSITION_BY_ACTION
 
 _STAFF: list[Json] = [{"bearer": []}]
@@ -22,7 +26,9 @@ def document() -> Json:
     """The whole document."""
     schemas: Json = {}
     paths: Json = {
-        "/openapi.json": {"get": _operation("This document", _PUBLIC, {"200": _json("The OpenAPI document", {})})},
+        "/openapi.json": {
+            "get": _operation("This document", _PUBLIC, {"200": _json("The OpenAPI document", {})}, errors={})
+        },
         "/packages": {
             "get": _operation(
                 "Active internet packages, cheapest first",
@@ -32,39 +38,46 @@ def document() -> Json:
             "post": _operation(
                 "Create a package (admin)",
                 _STAFF,
-                {"201": _json("The package", _ref("Package")), **_errors(400, 401, 403, 409, 413)},
+                {"201": _json("The package", _ref("Package"))},
                 _body(PackageIn, schemas),
+                errors={**_BODY, **_AUTH, 409: ["duplicate_package"]},
             ),
         },
         "/registrations": {
             "post": _operation(
-                "Register for a package; a one-time code goes to the phone on WhatsApp",
+                "Register for a package; a one-time code goes to the phone on WhatsApp. A phone or e-mail "
+                "of an active registration answers 409 naming neither (the registrant gets a WhatsApp "
+                "message with their registration's id and status instead)",
                 _PUBLIC,
-                {"201": _json("The registration", _ref("Registration")), **_errors(400, 409, 413, 422)},
+                {"201": _json("The registration", _ref("Registration"))},
                 _body(RegistrationIn, schemas),
                 [_header("Idempotency-Key", "Replays the first response for the same body; 422 for another body")],
+                errors={**_BODY, 409: ["duplicate_registration"], 422: ["idempotency_key_reused"]},
             ),
             "get": _operation(
-                "Registrations, newest first, one page at a time (staff)",
+                "Registrations, newest first, one page at a time (staff); search with q",
                 _STAFF,
-                {"200": _json("A page", _ref("RegistrationPage")), **_errors(400, 401, 403)},
+                {"200": _json("A page", _ref("RegistrationPage"))},
                 parameters=_list_parameters(),
+                errors={400: ["invalid_input"], **_AUTH},
             ),
         },
         "/registrations/{registration_id}": {
             "get": _operation(
                 "One registration with its history, customer and ticket (staff)",
                 _STAFF,
-                {"200": _json("The registration", _ref("RegistrationDetail")), **_errors(401, 403, 404)},
+                {"200": _json("The registration", _ref("RegistrationDetail"))},
                 parameters=[_id_parameter()],
+                errors={**_AUTH, 404: ["not_found"]},
             )
         },
         "/registrations/{registration_id}/resend-code": {
             "post": _operation(
                 "Send a new one-time code (once a minute, five codes at most)",
                 _PUBLIC,
-                {"200": _json("Sent", _ref("CodeSent")), **_errors(404, 409, 429)},
+                {"200": _json("Sent", _ref("CodeSent"))},
                 parameters=[_id_parameter()],
+                errors={404: ["not_found"], 409: ["not_awaiting_code"], 415: ["unsupported_media_type"]},
             )
         },
     }
@@ -74,13 +87,18 @@ def document() -> Json:
             sorted(transition.roles)
         )
         security = [*_STAFF, {}] if transition.public_with_code else _STAFF
+        errors: dict[int, list[str]] = {**_AUTH, 404: ["not_found"], 409: ["transition_not_allowed"]}
+        errors |= _BODY if model is not None else {415: ["unsupported_media_type"]}
+        if transition.public_with_code:
+            errors |= {400: ["invalid_input", "invalid_code"], 409: ["transition_not_allowed", "not_awaiting_code"]}
         paths[f"/registrations/{{registration_id}}/{action}"] = {
             "post": _operation(
                 f"{action}: {', '.join(sorted(transition.sources))} -> {transition.target} ({who})",
                 security,
-                {"200": _json("The registration", _ref("Registration")), **_errors(400, 401, 403, 404, 409, 413, 429)},
+                {"200": _json("The registration", _ref("Registration"))},
                 _body(model, schemas) if model is not None else None,
                 [_id_parameter()],
+                errors=errors,
             )
         }
     paths["/registrations/{registration_id}/create-customer"] = {
@@ -90,15 +108,25 @@ def document() -> Json:
             {
                 "202": _json("Queued", _ref("Queued")),
                 "200": _json("The customer exists", {"type": "object"}),
-                **_errors(401, 403, 404, 409),
             },
             parameters=[_id_parameter()],
+            errors={**_AUTH, 404: ["not_found"], 409: ["transition_not_allowed"], 415: ["unsupported_media_type"]},
         )
     }
     schemas.update(_response_schemas())
+    _describe_fields(schemas)
+    _describe_fields(paths)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Registration backend", "version": "1.0.0"},
+        "info": {
+            "title": "Registration backend",
+            "version": "1.0.0",
+            "description": 'Errors are `{"error": {"code", "message", "details"}}`; each response below names '
+            "its codes (the whole table: README.md, Errors).",
+        },
+        # Relative to where this document is served: the stage's base path in API Gateway
+        # (``/api``), the root locally; so "Try it out" on ``GET /docs`` calls this API.
+        "servers": [{"url": ".", "description": "where this document is served from"}],
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -107,14 +135,36 @@ def document() -> Json:
     }
 
 
+# Error codes by status, for the kinds of input a route reads.
+_BODY: dict[int, list[str]] = {
+    400: ["invalid_input"],
+    413: ["payload_too_large"],
+    415: ["unsupported_media_type"],
+}
+# A staff route: a token (and, in AWS, the JWKS behind it) and a role.
+_AUTH: dict[int, list[str]] = {401: ["unauthorized"], 403: ["forbidden"]}
+# Every operation: API Gateway's throttle (429), a fault (500), a dependency down (503).
+_ALWAYS: dict[int, list[str]] = {429: ["too_many_requests"], 500: ["internal_error"], 503: ["service_unavailable"]}
+
+
 def _operation(
     summary: str,
     security: list[Json],
     responses: Json,
     body: Json | None = None,
     parameters: list[Json] | None = None,
+    *,
+    errors: dict[int, list[str]] | None = None,
 ) -> Json:
-    operation: Json = {"summary": summary, "security": security, "responses": responses}
+    """One operation; ``errors``: the error codes it answers by status (``_ALWAYS``'s are added)."""
+    codes = {**(errors if errors is not None else {}), **_ALWAYS}
+    if 429 in (errors or {}):
+        codes[429] = sorted({*codes[429], *(errors or {})[429]})
+    operation: Json = {
+        "summary": summary,
+        "security": security,
+        "responses": {**responses, **{str(status): _error(codes[status]) for status in sorted(codes)}},
+    }
     if body is not None:
         operation["requestBody"] = body
     if parameters:
@@ -122,11 +172,27 @@ def _operation(
     return operation
 
 
+def _error(codes: list[str]) -> Json:
+    """An error response: its codes from the table, each with what it means."""
+    from chalicelib.errors import ERROR_CODE_BY_NAME
+
+    description = "; ".join(f"`{code}`: {ERROR_CODE_BY_NAME[code].meaning}" for code in codes)
+    code = {"enum": codes, "description": "One of the codes this response names"}
+    schema = {"allOf": [_ref("Error"), {"properties": {"error": {"properties": {"code": code}}}}]}
+    response = _json(description, schema)
+    if {"too_many_requests", "service_unavailable"} & set(codes):
+        response["headers"] = {
+            "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "string"}}
+        }
+    return response
+
+
 def _body(model: type[BaseModel], schemas: Json) -> Json:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(schema.pop("$defs", {}))
     schemas[model.__name__] = schema
-    return {"required": True, "content": {"application/json": {"schema": _ref(model.__name__)}}}
+    example = examples.BODY_EXAMPLES[model.__name__]()
+    return {"required": True, "content": {"application/json": {"schema": _ref(model.__name__), "example": example}}}
 
 
 def _json(description: str, schema: Json) -> Json:
@@ -137,44 +203,50 @@ def _ref(name: str) -> Json:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-_ERROR_TEXT = {
-    400: "Bad input",
-    401: "No valid staff token",
-    403: "The token's roles do not allow this",
-    404: "No such registration",
-    409: "Not allowed from the current status, or a duplicate",
-    413: "Body too large",
-    422: "Idempotency-Key reused with another body",
-    429: "Too many tries",
-    503: "A dependency is down; nothing was changed",
-}
-
-
-def _errors(*statuses: int) -> Json:
-    return {str(status): _json(_ERROR_TEXT[status], _ref("Error")) for status in (*statuses, 503)}
-
-
 def _header(name: str, description: str) -> Json:
     schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}
     return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
 
 def _id_parameter() -> Json:
-    return {"name": "registration_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    return {
+        "name": "registration_id",
+        "in": "path",
+        "required": True,
+        "description": examples.PARAMETER_DESCRIPTIONS["registration_id"],
+        "schema": {"type": "string", "format": "uuid"},
+    }
 
 
 def _list_parameters() -> list[Json]:
-    def query(name: str, schema: Json) -> Json:
-        return {"name": name, "in": "query", "required": False, "schema": schema}
+    def query(name: str, schema: Json, example: Any = None) -> Json:
+        described = {"description": examples.PARAMETER_DESCRIPTIONS[name]}
+        found = {"name": name, "in": "query", "required": False, "schema": schema, **described}
+        return found | ({"example": example} if example is not None else {})
 
+    day_or_moment = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
     return [
+        query("q", {"type": "string", "minLength": 1, "maxLength": 200}, "0812-3456-7890"),
         query("status", {"type": "string", "enum": [s.value for s in RegistrationStatus]}),
-        query("city", {"type": "string", "maxLength": 100}),
-        query("created_from", {"type": "string", "format": "date-time"}),
-        query("created_to", {"type": "string", "format": "date-time"}),
+        query("city", {"type": "string", "maxLength": 100}, "bandung"),
+        query("created_from", day_or_moment, "2026-11-01"),
+        query("created_to", day_or_moment),
         query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
         query("cursor", {"type": "string", "maxLength": 200}),
     ]
+
+
+def _describe_fields(node: Any) -> None:
+    """A description on every property of every object schema (``examples.FIELD_DESCRIPTIONS``)."""
+    if isinstance(node, dict):
+        for name, schema in (node.get("properties") or {}).items():
+            if isinstance(schema, dict) and "description" not in schema and name in examples.FIELD_DESCRIPTIONS:
+                schema["description"] = examples.FIELD_DESCRIPTIONS[name]
+        for value in node.values():
+            _describe_fields(value)
+    elif isinstance(node, list):
+        for value in node:
+            _describe_fields(value)
 
 
 def _response_schemas() -> Json:
@@ -256,7 +328,11 @@ def _response_schemas() -> Json:
                 "error": {
                     "type": "object",
                     "required": ["code", "message", "details"],
-                    "properties": {"code": text, "message": text, "details": {}},
+                    "properties": {
+                        "code": {"type": "string", "description": "snake_case, from the table of codes"},
+                        "message": {"type": "string", "description": "In words, for a person"},
+                        "details": {"description": examples.FIELD_DESCRIPTIONS["details"]},
+                    },
                 }
             },
         },

@@ -10,6 +10,23 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = "5"
 
 
+# Chalice answers some requests itself ({"Code": "UnsupportedMediaType", "Message": ...}); their codes
+# in our table, by status.
+_CODE_BY_CHALICE_STATUS = {
+    400: "invalid_input",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def chalice_error_body(status: int, message: str) -> dict[str, Any]:
+    """One of Chalice's own error answers in our envelope, with our code for its status."""
+    code = _CODE_BY_CHALICE_STATUS.get(status, "internal_error")
+    return error_body(code, message if code != "internal_error" else "an internal error occurred")
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
@@ -21,12 +38,10 @@ def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     if isinstance(error, AppError):
         headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else {}
         return error.status, error_body(error.code, error.message, error.details), headers
-    if isinstance(error, ValidationError):
-        problems = [
-            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
-            for item in error.errors(include_url=False, include_input=False)
-        ]
-        return 400, error_body("invalid_input", "the request body is not valid", {"problems": problems}), {}
+    if isinstance(error, ValidationError):  # a model validated outside ``web.requests``: still a 400
+        from chalicelib.web.requests import invalid_input
+
+        return translate(invalid_input(error, "body"))
     if _is_database_down(error):
         log.warning("database unavailable: %s", type(error).__name__)
         body = error_body("service_unavailable", "the database is unavailable; nothing was changed, try again")

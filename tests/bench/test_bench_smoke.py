@@ -27,7 +27,7 @@ def restored_environment() -> Iterator[None]:
 
 
 # Split so that pytest-xdist runs them side by side; the cost on paper needs the two together.
-GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations", "gate"], ["scale"], ["schema_drift"]]
+GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations", "gate"], ["scale"], ["schema_drift"], ["search"]]
 
 
 @pytest.mark.parametrize("names", GROUPS, ids=["+".join(g) for g in GROUPS])

@@ -18,7 +18,7 @@ from chalicelib.customers import service as customers
 from chalicelib.platform.database import Database
 from chalicelib.statuses import RegistrationStatus
 from tests.support import sqs_events
-from tests.support.api import force_status, post, register, token
+from tests.support.api import force_status, post, register, survey_time, token
 from tests.support.runtime import new_container
 from tests.support.worker_process import deliver_in_process
 
@@ -79,7 +79,7 @@ def test_the_whole_flow_through_http_and_the_queue(
     path = f"/registrations/{registration['id']}"
     steps = [
         ("verify", {}, "cs"),
-        ("schedule-survey", {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"}, "cs"),
+        ("schedule-survey", {"scheduled_at": survey_time(), "surveyor": "Budi"}, "cs"),
         ("complete-survey", {"feasible": True, "notes": "Tiang dekat rumah"}, "surveyor"),
         ("approve", None, "approver"),
     ]

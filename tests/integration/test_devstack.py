@@ -195,3 +195,41 @@ def test_a_schema_that_does_not_match_the_code_stops_the_start_with_the_report(
     report = json.loads(capsys.readouterr().err)
     assert report["ok"] is False
     assert "check_missing" in [drift["kind"] for drift in report["drift"]]
+
+
+def test_demo_lines_mask_phone_numbers_and_e_mail_addresses(capsys: pytest.CaptureFixture[str]) -> None:
+    demo.step('registered  +6281234567890  {"to": "6281234567890", "email": "siti.demo1@example.co.id"}')
+    shown = capsys.readouterr().out
+    assert "1234567" not in shown
+    assert "siti.demo1@" not in shown
+    assert "+6281" in shown
+
+
+def test_the_demo_schedules_the_survey_in_the_future() -> None:
+    from datetime import UTC, datetime
+
+    assert datetime.fromisoformat(demo.survey_time()) > datetime.now(UTC)
+
+
+def test_make_migrate_finds_the_make_run_database_by_itself(tmp_path: Path) -> None:
+    """No DATABASE_URL: the embedded server in DEVSTACK_DIR/pgdata, started for the command and stopped after."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"DEVSTACK_DIR": str(tmp_path)}
+
+    def migrate(action: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "devstack.migrate", action]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    nothing = migrate("verify")
+    assert nothing.returncode == 2
+    assert "run `make run` once, or set DATABASE_URL" in nothing.stderr
+    made = [sys.executable, "-c", "from devstack import stack; stack.embedded_database()"]
+    for _ in range(2):  # the wheel gives pg_ctl 10 s to start: a loaded machine may need a second try
+        started = subprocess.run(made, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        if started.returncode == 0:
+            break
+    assert started.returncode == 0, started.stderr
+    assert json.loads(migrate("apply").stdout)["ok"] is True
+    verified = migrate("verify")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["pending"] == []
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), "the server it started is stopped again"

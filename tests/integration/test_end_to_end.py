@@ -1,6 +1,7 @@
 """Sign-up to customer through the real handlers: the API, moto's SQS, the worker, the outbox
 sender, and a WhatsApp Cloud API look-alike on loopback."""
 
+import logging
 from typing import Any
 
 import boto3
@@ -11,7 +12,7 @@ from chalice.test import Client
 import app as app_module
 from devstack.whatsapp import FakeWhatsApp, ReceivedRequest
 from tests.support import sqs_events
-from tests.support.api import post, register, token
+from tests.support.api import post, register, survey_time, token
 from tests.support.runtime import new_container
 
 
@@ -34,7 +35,7 @@ def approve(api_client: Client, registration: dict[str, Any], code: str) -> None
     path = f"/registrations/{registration['id']}"
     steps = [
         ("verify", {"code": code}, None),
-        ("schedule-survey", {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"}, "cs"),
+        ("schedule-survey", {"scheduled_at": survey_time(), "surveyor": "Budi"}, "cs"),
         ("complete-survey", {"feasible": True, "notes": "Tiang dekat rumah"}, "surveyor"),
         ("approve", None, "approver"),
     ]
@@ -111,3 +112,22 @@ def test_without_whatsapp_settings_nothing_fails_and_the_outbox_keeps_the_messag
     with psycopg.connect(migrated_db) as conn:
         row = conn.execute("SELECT status FROM notification_outbox WHERE registration_id = %s", (registration["id"],))
         assert row.fetchone() == ("pending",)
+
+
+def test_the_scheduled_sender_logs_a_line_only_when_it_had_something_to_send(
+    client: Client, package: dict[str, Any], whatsapp: FakeWhatsApp, migrated_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    with caplog.at_level(logging.INFO):
+        assert client.lambda_.invoke("send_notifications", event).payload["sent"] == 0
+    assert not [r for r in caplog.records if r.getMessage() == "outbox run"], "nothing was due: no line"
+
+    whatsapp.stop()
+    register(client, package)  # its code waits in the outbox
+    whatsapp.start()
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute("UPDATE notification_outbox SET next_attempt_at = now()")
+    with caplog.at_level(logging.INFO):
+        assert client.lambda_.invoke("send_notifications", event).payload["sent"] == 1
+    [line] = [r for r in caplog.records if r.getMessage() == "outbox run"]
+    assert line.sent == 1  # type: ignore[attr-defined]

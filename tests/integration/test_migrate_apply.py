@@ -109,6 +109,22 @@ def test_no_transaction_file_runs_outside_a_transaction(migrated_db: str, migrat
     assert _table_exists(migrated_db, "customer_registrations_city_idx")
 
 
+def test_each_statement_of_a_no_transaction_file_runs_alone(migrated_db: str, migrations_copy: Path) -> None:
+    """PostgreSQL runs one query string's statements in one implicit transaction, which CONCURRENTLY refuses."""
+    (migrations_copy / "100_add_city_indexes.sql").write_text(
+        "-- migrate: no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS registrations_city_a_idx ON customer_registrations (city);\n"
+        "-- the second\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS registrations_city_b_idx\n"
+        "    ON customer_registrations (lower(city));\n"
+    )
+    report = run("apply", migrated_db, migrations_dir=migrations_copy)
+    assert report["ok"], report["drift"]
+    assert report["applied"] == ["100_add_city_indexes.sql"]
+    assert _table_exists(migrated_db, "registrations_city_a_idx")
+    assert _table_exists(migrated_db, "registrations_city_b_idx")
+
+
 def test_three_concurrent_applies_apply_each_file_once(empty_db: str) -> None:
     command = [sys.executable, "-m", "chalicelib.migrate", "apply", "--database-url", empty_db]
     runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]

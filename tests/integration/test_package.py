@@ -293,3 +293,30 @@ def test_drift_and_dead_letters_alarm_on_one_topic(template: dict[str, Any], pac
 def test_the_drift_watch_runs_hourly(template: dict[str, Any]) -> None:
     [event] = resources(template)["SchemaDriftWatch"]["Properties"]["Events"].values()
     assert event == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}
+
+
+@pytest.mark.slow
+def test_the_docs_page_is_served_from_the_unpacked_zip(package: Path, tmp_path: Path) -> None:
+    """Swagger UI's files travel in the zip (``vendor/swagger-ui``): ``GET /docs`` needs no CDN in AWS either."""
+    task = tmp_path / "task"
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        archive.extractall(task)
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"):
+        assert (task / "swagger-ui" / name).read_bytes() == (ROOT / "vendor" / "swagger-ui" / name).read_bytes()
+    probe = "from chalicelib.web import docs; print(docs.page()); print(len(docs.asset('swagger-ui.css').body))"
+    result = subprocess.run(
+        [sys.executable, "-B", "-S", "-c", probe], cwd=task, env={"PATH": os.environ["PATH"]}, capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"docs/swagger-ui-bundle.js?v=" in result.stdout
+
+
+@pytest.mark.slow
+def test_api_gateways_own_answers_are_in_the_error_envelope(template: dict[str, Any]) -> None:
+    """An unknown path in AWS: 404 not_found, not 403 "Missing Authentication Token" (tests/integration/
+    test_gateway_responses.py checks every gateway response against the table of codes)."""
+    responses = resources(template)["RestAPI"]["Properties"]["GatewayResponses"]
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == "404"
+    assert json.loads(missing["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
+    assert {"THROTTLED", "UNAUTHORIZED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)

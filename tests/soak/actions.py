@@ -92,8 +92,8 @@ class Container:
         found = self._random_registration()
         if found is None:
             return
-        registration_id, status = found
-        possible = allowed_actions(RegistrationStatus(status))
+        registration_id, status, feasible = found
+        possible = allowed_actions(RegistrationStatus(status), feasible)
         if possible and self.rng.random() < 0.7:
             action = self.rng.choice([a for a in possible if a not in (Action.REJECT, Action.CANCEL)] or possible)
         else:
@@ -206,9 +206,11 @@ class Container:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _random_registration(self) -> tuple[str, str] | None:
-        row = self.db.execute("SELECT id, status FROM customer_registrations ORDER BY random() LIMIT 1").fetchone()
-        return (str(row[0]), str(row[1])) if row else None
+    def _random_registration(self) -> tuple[str, str, bool | None] | None:
+        row = self.db.execute(
+            "SELECT id, status, survey_feasible FROM customer_registrations ORDER BY random() LIMIT 1"
+        ).fetchone()
+        return (str(row[0]), str(row[1]), row[2]) if row else None
 
     def _token(self, role: str | None) -> dict[str, str]:
         if role is None:

@@ -6,6 +6,7 @@ The ``client`` and ``package`` fixtures live in ``conftest.py`` beside this file
 import json
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
@@ -16,9 +17,19 @@ from chalicelib.workflow import Action
 
 SECRET = "test-secret-not-for-production-0123456789"
 OTP_KEY = "otp-key-for-tests-only"
+
+
+def survey_time(days_ahead: int = 7) -> str:
+    """10:00 WIB (UTC+7), ``days_ahead`` days from now: schedule-survey takes only the future, 90 days at most."""
+    wib = timezone(timedelta(hours=7))
+    return (
+        (datetime.now(wib) + timedelta(days=days_ahead)).replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+    )
+
+
 BODY_BY_ACTION: dict[Action, dict[str, Any] | None] = {
     Action.VERIFY: {},
-    Action.SCHEDULE_SURVEY: {"scheduled_at": "2026-12-01T10:00:00+07:00", "surveyor": "Budi"},
+    Action.SCHEDULE_SURVEY: {"scheduled_at": survey_time(), "surveyor": "Budi"},
     Action.COMPLETE_SURVEY: {"feasible": True, "notes": "Tiang dekat rumah"},
     Action.APPROVE: None,
     Action.REJECT: {"reason": "Di luar jangkauan"},

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.migrate.files import MigrationFilesError, load_migrations
+from chalicelib.migrate.files import MigrationFilesError, load_migrations, statements
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +42,16 @@ def test_refuses_a_folder_it_cannot_trust(tmp_path: Path, files: dict[str, str],
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(MigrationFilesError, match="no migrations folder"):
         load_migrations(tmp_path / "nowhere")
+
+
+def test_a_no_transaction_file_is_sent_one_statement_at_a_time() -> None:
+    sql = (
+        "-- migrate: no-transaction\n-- why\nCREATE EXTENSION IF NOT EXISTS pg_trgm;\n\n"
+        "-- a comment of the next one\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a\n    ON t (a);\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS b ON t (b);\n-- trailing comment\n"
+    )
+    assert statements(sql) == [
+        "-- migrate: no-transaction\n-- why\nCREATE EXTENSION IF NOT EXISTS pg_trgm;",
+        "-- a comment of the next one\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a\n    ON t (a);",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS b ON t (b);",
+    ]
