@@ -15,8 +15,9 @@ from tests.integration.api import OTP_KEY, SECRET, post, token
 
 
 @pytest.fixture
-def client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    monkeypatch.setenv("DATABASE_URL", migrated_db)
+def client(runtime_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    # The API connects as the runtime role, as deployed: a missing grant fails here.
+    monkeypatch.setenv("DATABASE_URL", runtime_db)
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     config.settings.cache_clear()

@@ -38,9 +38,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def api(aws: None, migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """The app on a fresh database, its SQS client and settings forgotten before and after."""
-    monkeypatch.setenv("DATABASE_URL", migrated_db)
+def api(aws: None, runtime_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The app on a fresh database (as the runtime role), its SQS client and settings forgotten before and after."""
+    monkeypatch.setenv("DATABASE_URL", runtime_db)
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     _forget_container_state()
