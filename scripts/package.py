@@ -60,6 +60,11 @@ def package(stage: str, out: Path) -> dict[str, object]:
     if subprocess.run(command, cwd=ROOT, env=env, check=False).returncode != 0:  # noqa: S603 (our venv's chalice)
         raise PackageError("chalice package failed")
     template: dict[str, object] = json.loads((out / "sam.json").read_text())
+    # Abuse limits at the edge (WAF, per-method throttles, the OTP budget alarm): issue 16.
+    from edge_protection import protect
+
+    template = protect(template)
+    (out / "sam.json").write_text(json.dumps(template, indent=2))
     return template
 
 
