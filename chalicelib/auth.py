@@ -62,17 +62,18 @@ _verified: dict[tuple[str, str | None, str | None, str | None], tuple[Staff, flo
 def _verify(token: str, settings: Settings) -> tuple[Staff, float]:
     import jwt
 
-    required = ["exp", "sub"] + (["iss"] if settings.auth_issuer else [])
+    cognito = bool(settings.auth_jwks_url)
+    required = ["exp", "sub"] + (["iss"] if settings.auth_issuer else []) + (["token_use"] if cognito else [])
     try:
-        if settings.auth_jwks_url:
-            key: Any = _jwks_client(settings.auth_jwks_url).get_signing_key_from_jwt(token).key
+        if cognito:
+            key: Any = _jwks_client(str(settings.auth_jwks_url)).get_signing_key_from_jwt(token).key
             algorithm = "RS256"
         elif settings.auth_jwt_secret:
             key, algorithm = settings.auth_jwt_secret, "HS256"
         else:
             raise UnauthorizedError("token verification is not configured")
-        # Cognito access tokens carry no "aud" (ID tokens do): the issuer and the
-        # signature say who minted the token.
+        # Cognito access tokens carry no "aud" but "client_id", checked below; ID
+        # tokens carry "aud" and are refused by their "token_use".
         claims = jwt.decode(
             token,
             key,
@@ -83,11 +84,41 @@ def _verify(token: str, settings: Settings) -> tuple[Staff, float]:
     except jwt.PyJWKClientConnectionError as error:
         raise ServiceUnavailableError("the token signing keys cannot be fetched; try again") from error
     except jwt.PyJWTError as error:
-        raise UnauthorizedError(f"invalid token: {error}") from error
-    groups = claims.get("cognito:groups") or []
-    roles = frozenset(Role(g) for g in groups if g in Role._value2member_map_)
+        raise UnauthorizedError(_in_our_words(error)) from None
+    _check_use_and_client(claims, cognito, settings.auth_client_ids)
     username = str(claims.get("cognito:username") or claims.get("username") or claims["sub"])
-    return Staff(username=username, roles=roles), float(claims["exp"])
+    return Staff(username=username, roles=_roles(claims.get("cognito:groups"))), float(claims["exp"])
+
+
+def _check_use_and_client(claims: dict[str, Any], cognito: bool, client_ids: frozenset[str]) -> None:
+    # An access token, from one of our app clients: a Cognito ID token (meant for the
+    # app, not for APIs) or a token another app client of the pool was given is not
+    # a staff member calling us.  Locally (HS256) the same rules hold where the claims are present.
+    if claims.get("token_use", "access") != "access":
+        raise UnauthorizedError("only access tokens are accepted")
+    if (cognito or client_ids) and claims.get("client_id") not in client_ids:
+        raise UnauthorizedError("the token was issued to another application")
+
+
+def _roles(groups: Any) -> frozenset[Role]:
+    """The roles named in ``cognito:groups``: a list of strings, or else no role at all."""
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return frozenset()
+    return frozenset(Role(g) for g in groups if g in Role._value2member_map_)
+
+
+def _in_our_words(error: Exception) -> str:
+    import jwt
+
+    if isinstance(error, jwt.ExpiredSignatureError):
+        return "the token has expired"
+    if isinstance(error, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "the token was not issued by our sign-in service"
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return "the token lacks a claim it needs"
+    return "the token is not valid"
 
 
 @functools.cache

@@ -6,12 +6,15 @@ from the packaged template in ``tests/integration/test_package.py``; 7 (privileg
 ``test_least_privilege.py``.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-from tests.integration.api import post, register, registration_body
+from chalicelib import auth, config
+from tests.integration.api import post, register, registration_body, token
+from tests.integration.test_auth import CLIENT_ID, ISSUER, Jwks
 
 # --- finding 6: one mailbox, one address ---------------------------------------------
 
@@ -65,3 +68,57 @@ def test_codes_are_ascii_digits(client: Client, package: dict[str, Any], code: s
     response = post(client, f"/registrations/{registration['id']}/verify", {"code": code})
     assert response.status_code == 400
     assert response.json_body["error"]["code"] == "invalid_input"
+
+
+# --- finding 5: tokens ----------------------------------------------------------------
+
+
+@pytest.fixture
+def cognito(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
+    """Cognito mode: RS256 against a JWKS on loopback, one app client allowed."""
+    served = Jwks()
+    monkeypatch.setenv("AUTH_JWKS_URL", served.url)
+    monkeypatch.setenv("AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("AUTH_CLIENT_IDS", CLIENT_ID)
+    config.settings.cache_clear()
+    auth._jwks_client.cache_clear()
+    yield served
+    served.server.shutdown()
+    auth._jwks_client.cache_clear()
+    config.settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"token_use": "id", "aud": CLIENT_ID, "client_id": None}, "only access tokens are accepted"),
+        ({"token_use": None}, "the token lacks a claim it needs"),
+        ({"client_id": "another-app-client-of-the-pool"}, "the token was issued to another application"),
+        ({"client_id": None}, "the token was issued to another application"),
+        ({"exp": 1}, "the token has expired"),
+        ({"iss": ISSUER + "x"}, "the token was not issued by our sign-in service"),
+    ],
+)
+def test_id_tokens_and_other_app_clients_are_refused_in_our_words(
+    client: Client, cognito: Jwks, claims: dict[str, Any], message: str
+) -> None:
+    response = client.http.get("/registrations", headers=cognito.token("admin", **claims))
+    assert response.status_code == 401
+    assert response.json_body["error"] == {"code": "unauthorized", "message": message, "details": {}}
+
+
+def test_an_access_token_of_our_app_client_is_accepted(client: Client, cognito: Jwks) -> None:
+    assert client.http.get("/registrations", headers=cognito.token("cs")).status_code == 200
+
+
+@pytest.mark.parametrize("groups", [5, {"admin": 1}, "admin", [["admin"]], [{"admin": 1}], None])
+def test_groups_that_are_not_a_list_of_strings_give_no_role(client: Client, cognito: Jwks, groups: Any) -> None:
+    headers = cognito.token(**{"cognito:groups": groups})
+    response = client.http.get("/registrations", headers=headers)
+    assert response.status_code == 403, "no role: never a 500, never admin"
+
+
+def test_local_id_tokens_are_refused_too(client: Client) -> None:
+    response = client.http.get("/registrations", headers=token("admin", token_use="id"))
+    assert response.status_code == 401
+    assert response.json_body["error"]["message"] == "only access tokens are accepted"
