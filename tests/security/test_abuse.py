@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib import auth, config
 from tests.integration.api import post, register, registration_body, token
 from tests.integration.test_auth import CLIENT_ID, ISSUER, Jwks
+from tests.support.runtime import new_container
 
 # --- finding 6: one mailbox, one address ---------------------------------------------
 
@@ -80,12 +80,9 @@ def cognito(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
     monkeypatch.setenv("AUTH_JWKS_URL", served.url)
     monkeypatch.setenv("AUTH_ISSUER", ISSUER)
     monkeypatch.setenv("AUTH_CLIENT_IDS", CLIENT_ID)
-    config.settings.cache_clear()
-    auth._jwks_client.cache_clear()
+    new_container(monkeypatch)
     yield served
     served.server.shutdown()
-    auth._jwks_client.cache_clear()
-    config.settings.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from chalicelib import outbox
-from chalicelib.outbox import OutboxRow
-from chalicelib.whatsapp import (
+from chalicelib.notifications import outbox
+from chalicelib.notifications.outbox import OutboxRow
+from chalicelib.notifications.whatsapp import (
     WhatsAppError,
     WhatsAppOutcomeUnknownError,
     WhatsAppPermanentError,
@@ -49,7 +49,7 @@ _JITTER = random.Random()  # noqa: S311 (spreads retries; nothing secret depends
 
 
 class TemplateSender(Protocol):
-    """What the service needs of a WhatsApp client (``chalicelib.whatsapp.WhatsAppClient``)."""
+    """What the service needs of a WhatsApp client (``chalicelib.notifications.whatsapp.WhatsAppClient``)."""
 
     def send_template(self, recipient: str, template: str, *, components: list[Any], language: str = ...) -> str: ...
 

@@ -3,11 +3,10 @@
 import logging
 from typing import Any
 
-from chalicelib.errors import AppError, BadRequestError, PayloadTooLargeError
+from chalicelib.errors import AppError
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024
 RETRY_AFTER_S = "5"
 
 
@@ -34,14 +33,6 @@ def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
         return 503, body, {"Retry-After": RETRY_AFTER_S}
     log.exception("unhandled error")
     return 500, error_body("internal_error", "an internal error occurred"), {}
-
-
-def parse_size(raw: bytes | None) -> None:
-    """Refuse an empty or oversized body before parsing it; pydantic reports the rest."""
-    if raw is not None and len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    if not raw:
-        raise BadRequestError("a JSON object body is required")
 
 
 def _is_database_down(error: Exception) -> bool:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from chalicelib import text_checks
+from chalicelib.registrations import text_checks
 from chalicelib.statuses import RegistrationStatus
 
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from chalicelib.config import ConfigurationError
+from chalicelib.platform.settings import ConfigurationError
 
 CODE_DIGITS = 6
 VALID_FOR = timedelta(minutes=10)
