@@ -101,8 +101,13 @@ def create_registration() -> Response:
     from chalicelib.registrations import service
     from chalicelib.registrations.models import RegistrationIn
 
-    body, key = _body(RegistrationIn), _request().headers.get("idempotency-key")
-    done = runtime.database.run(lambda conn: service.register(conn, body, runtime.settings.otp_hash_key, key))
+    body, key, budget = _body(RegistrationIn), _request().headers.get("idempotency-key"), _otp_budget()
+    settings = runtime.settings
+    done = runtime.database.run(
+        lambda conn: service.register(
+            conn, body, settings.otp_hash_key, key, budget=budget, stale_after=settings.unverified_expire_after
+        )
+    )
     _notify(done.outbox_ids)
     return Response(done.body, status_code=done.status)
 
@@ -129,8 +134,8 @@ def get_registration(registration_id: str) -> Any:
 def resend_code(registration_id: str) -> Any:
     from chalicelib.registrations import verification
 
-    key = runtime.settings.otp_hash_key
-    body, outbox_ids = runtime.database.run(lambda conn: verification.resend_code(conn, registration_id, key))
+    key, budget = runtime.settings.otp_hash_key, _otp_budget()
+    body, outbox_ids = runtime.database.run(lambda conn: verification.resend_code(conn, registration_id, key, budget))
     _notify(outbox_ids)
     return body
 
@@ -181,6 +186,16 @@ def send_notifications(event: Any) -> dict[str, Any]:
     return service.send_due(runtime)
 
 
+@app.schedule("rate(1 day)", name="expire_registrations")
+def expire_registrations(event: Any) -> dict[str, int]:
+    """Cancel the registrations never verified in time (the API frees their phone and e-mail at once
+    when someone registers with them; this sweeps the rest), and forget past OTP send counters."""
+    from chalicelib.registrations import service
+
+    stale_after = runtime.settings.unverified_expire_after
+    return runtime.database.run(lambda conn: service.expire_unverified(conn, stale_after))
+
+
 @app.schedule("rate(1 day)", name="purge_idempotency_keys")
 def purge_idempotency_keys(event: Any) -> dict[str, int]:
     """Forget Idempotency-Keys older than a day, so that the table does not grow without end."""
@@ -199,6 +214,14 @@ def _staff() -> Any:
     from chalicelib.web.auth import authenticate
 
     return authenticate(_request().headers, runtime)
+
+
+def _otp_budget() -> Any:
+    from chalicelib.registrations.otp import SendBudget
+    from chalicelib.web.requests import source_ip
+
+    settings = runtime.settings
+    return SendBudget(source_ip(_request()), settings.otp_sends_per_client_per_hour, settings.otp_sends_per_day)
 
 
 def _body(model: Any) -> Any:

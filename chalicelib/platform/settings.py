@@ -6,6 +6,7 @@ which also fills in what the app secret holds.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class ConfigurationError(Exception):
@@ -52,6 +53,11 @@ class Settings:
     # In AWS: a Secrets Manager secret (JSON) holding WHATSAPP_TOKEN and OTP_HASH_KEY,
     # read at first use (``chalicelib.platform.secrets``); the environment wins where set.
     app_secret_arn: str | None = None
+
+    @property
+    def unverified_expire_after(self) -> timedelta:
+        """``unverified_expire_after_h`` as a timedelta."""
+        return timedelta(hours=self.unverified_expire_after_h)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":

@@ -1,6 +1,6 @@
 """Request bodies: refused when empty or too large, then parsed by their pydantic model."""
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.errors import BadRequestError, PayloadTooLargeError
 
@@ -24,3 +24,13 @@ def parse_size(raw: bytes | None) -> None:
         raise PayloadTooLargeError(f"the body is larger than {MAX_BODY_BYTES} bytes")
     if not raw:
         raise BadRequestError("a JSON object body is required")
+
+
+def source_ip(request: Any) -> str | None:
+    """The client's address as API Gateway saw it (``requestContext.identity.sourceIp``).
+
+    Never a header: ``X-Forwarded-For`` is whatever the client wrote.
+    """
+    identity = (getattr(request, "context", None) or {}).get("identity") or {}
+    address = identity.get("sourceIp")
+    return str(address) if address else None

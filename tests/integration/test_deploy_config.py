@@ -18,6 +18,7 @@ LOGICAL_ID = {
     "send_notifications": "SendNotifications",
     "migrate": "Migrate",
     "purge_idempotency_keys": "PurgeIdempotencyKeys",
+    "expire_registrations": "ExpireRegistrations",
 }
 
 

@@ -18,7 +18,14 @@ import pytest
 from tests.conftest import MIGRATIONS, ROOT
 
 RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
-FUNCTIONS = ("APIHandler", "CustomerWorker", "SendNotifications", "Migrate", "PurgeIdempotencyKeys")
+FUNCTIONS = (
+    "APIHandler",
+    "CustomerWorker",
+    "SendNotifications",
+    "Migrate",
+    "PurgeIdempotencyKeys",
+    "ExpireRegistrations",
+)
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -251,7 +258,9 @@ def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_ap
         assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
         assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
         # Only the functions that send WhatsApp messages or hash codes read the app secret.
-        assert ("APP_SECRET_ARN" in variables) == (name not in ("Migrate", "PurgeIdempotencyKeys")), name
+        assert ("APP_SECRET_ARN" in variables) == (
+            name not in ("Migrate", "PurgeIdempotencyKeys", "ExpireRegistrations")
+        ), name
 
 
 @pytest.mark.slow
