@@ -73,6 +73,21 @@ def pinned_error_bodies(event: Any, get_response: Callable[[Any], Response]) -> 
     return response
 
 
+# What a cache may keep: the public catalogue and the API description.  Everything
+# else names a person (the staff views above all) and must not be stored on the way.
+_CACHEABLE = frozenset({("GET", "/packages"), ("GET", "/openapi.json")})
+
+
+@app.middleware("http")
+def no_store(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """``Cache-Control: no-store`` on every response that is not public and cacheable."""
+    response = get_response(event)
+    route = (event.method, (event.context or {}).get("resourcePath", ""))
+    if route not in _CACHEABLE:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 @api("/openapi.json", methods=["GET"])
 def openapi_document() -> Any:
     from chalicelib.web.openapi import document

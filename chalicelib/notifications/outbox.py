@@ -135,6 +135,19 @@ def expire_leases(conn: "psycopg.Connection[Any]") -> list[UUID]:
     return [row[0] for row in rows]
 
 
+def fail_too_late(conn: "psycopg.Connection[Any]") -> list[UUID]:
+    """Pending rows past their payload's ``valid_until`` (a one-time code that has expired),
+    now ``failed`` and redacted: the code is kept in clear no longer than it is good for,
+    whether or not WhatsApp is up."""
+    rows = conn.execute(
+        f"UPDATE notification_outbox SET status = '{_FAILED}', payload = {_REDACTED_PAYLOAD}, "
+        "last_error = 'not sent before its content expired' "
+        f"WHERE status = '{_PENDING}' AND payload ? 'valid_until' "
+        "AND (payload ->> 'valid_until')::timestamptz <= now() RETURNING id"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def _update(conn: "psycopg.Connection[Any]", assignments: str, params: dict[str, Any], from_status: str) -> bool:
     statement = f"UPDATE notification_outbox SET {assignments} WHERE {_STILL_OUR_CLAIM} AND {from_status}"
     cursor = conn.execute(statement, params)

@@ -101,7 +101,8 @@ WITH package AS (
     SELECT id, %(otp_hash)s, now() + %(otp_valid_for)s FROM r
 ), outbox AS (
     INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
-    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s, %(otp_payload)s FROM r
+    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s,
+           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s) FROM r
     RETURNING id
 )
 SELECT (SELECT {_REGISTRATION} FROM r), (SELECT id FROM outbox), EXISTS (SELECT FROM package),
@@ -354,7 +355,8 @@ WITH r AS (
     RETURNING o.codes_sent
 ), outbox AS (
     INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
-    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s, %(otp_payload)s FROM r, o
+    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s,
+           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s) FROM r, o
     RETURNING id
 )
 SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s, EXISTS (SELECT FROM eligible),
