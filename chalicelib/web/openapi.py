@@ -40,9 +40,15 @@ def document() -> Json:
             "post": _operation(
                 "Register for a package; a one-time code goes to the phone on WhatsApp",
                 _PUBLIC,
-                {"201": _json("The registration", _ref("Registration")), **_errors(400, 409, 413, 422)},
+                {"201": _json("The registration", _ref("Registration")), **_errors(400, 409, 413, 422, 429)},
                 _body(RegistrationIn, schemas),
-                [_header("Idempotency-Key", "Replays the first response for the same body; 422 for another body")],
+                [
+                    _header(
+                        "Idempotency-Key",
+                        "1 to 255 visible ASCII characters, bound to the phone: replays the first response "
+                        "for the same body; 422 for another body",
+                    )
+                ],
             ),
             "get": _operation(
                 "Registrations, newest first, one page at a time (staff)",
