@@ -4,7 +4,9 @@ A code is 6 digits from ``secrets``; only an HMAC of it (keyed with ``OTP_HASH_K
 and bound to the registration) is stored, so a database dump does not reveal codes
 and a hash cannot be replayed on another registration.  The code itself leaves
 only in the WhatsApp authentication-template message, whose outbox row is marked
-sensitive so the sender redacts it once sent.
+sensitive (the sender redacts it once sent) and carries ``valid_until`` (an unsent
+code is redacted when it expires, WhatsApp up or not).  Every code sent counts
+against a ``SendBudget``: WhatsApp bills each one.
 """
 
 import hashlib
