@@ -1,7 +1,9 @@
 """CloudWatch metrics as Embedded Metric Format lines (namespace ``RegistrationBackend``).
 
-One JSON object per line on standard output, which Lambda sends to CloudWatch Logs;
-CloudWatch turns each into a metric data point, no API call and no client needed.
+One JSON object per line on standard error, which Lambda sends to CloudWatch Logs
+like standard output; CloudWatch turns each into a metric data point, no API call and
+no client needed.  Not standard output: local tools (the benchmarks, the migrate CLI)
+print their results there.
 """
 
 import json
@@ -22,4 +24,4 @@ def emit(name: str, value: float, unit: str = "Count") -> None:
         },
         name: value,
     }
-    print(json.dumps(line), file=sys.stdout, flush=True)
+    print(json.dumps(line), file=sys.stderr, flush=True)

@@ -199,7 +199,7 @@ def test_the_daily_budget_stops_everyone_and_says_when_to_come_back(
     outcomes = [race(runtime_db, package, [SendBudget(a, 10, per_day=3)])[0] for a in addresses]
     assert outcomes == [201, 201, 201, 429]
     assert otp_messages(migrated_db) == 3
-    used = [line["OtpBudgetUsedPercent"] for line in emf_lines(capsys.readouterr().out, "OtpBudgetUsedPercent")]
+    used = [line["OtpBudgetUsedPercent"] for line in emf_lines(capsys.readouterr().err, "OtpBudgetUsedPercent")]
     assert used == [pytest.approx(33.33), pytest.approx(66.67), 100.0], "the alarm's metric"
     with psycopg.connect(runtime_db, autocommit=True) as conn, pytest.raises(TooManyRequestsError) as refused:
         service.register(conn, body_for(package), OTP_KEY, budget=SendBudget("203.0.113.9", 10, 3), stale_after=STALE)
