@@ -44,7 +44,7 @@ _TOO_MANY_BODY = {
 }
 
 
-def protect(template: dict[str, Any]) -> dict[str, Any]:
+def protect(template: dict[str, Any], stage: str) -> dict[str, Any]:
     """``template`` with the web ACL, its association, per-method throttles and the OTP budget alarm."""
     template = copy.deepcopy(template)
     resources: dict[str, Any] = template["Resources"]
@@ -64,7 +64,7 @@ def protect(template: dict[str, Any]) -> dict[str, Any]:
     settings.extend(_method_setting(path, method, *OTP_THROTTLE) for path, method in OTP_METHODS)
     if ALARM_TOPIC not in resources:
         resources[ALARM_TOPIC] = {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": "alias/aws/sns"}}
-    resources["OtpBudgetAlarm"] = _otp_budget_alarm()
+    resources["OtpBudgetAlarm"] = _otp_budget_alarm(stage)
     return template
 
 
@@ -163,7 +163,7 @@ def _method_setting(path: str, method: str, rate: int, burst: int) -> dict[str, 
     }
 
 
-def _otp_budget_alarm() -> dict[str, Any]:
+def _otp_budget_alarm(stage: str) -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -173,6 +173,8 @@ def _otp_budget_alarm() -> dict[str, Any]:
             ),
             "Namespace": "RegistrationBackend",
             "MetricName": "OtpBudgetUsedPercent",
+            # chalicelib.metrics puts every metric under the stage's dimension.
+            "Dimensions": [{"Name": "Stage", "Value": stage}],
             "Statistic": "Maximum",
             "Period": 300,
             "EvaluationPeriods": 1,

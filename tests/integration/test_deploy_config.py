@@ -19,6 +19,7 @@ LOGICAL_ID = {
     "migrate": "Migrate",
     "purge_idempotency_keys": "PurgeIdempotencyKeys",
     "expire_registrations": "ExpireRegistrations",
+    "schema_drift_watch": "SchemaDriftWatch",
 }
 
 
@@ -45,11 +46,12 @@ def test_each_function_reads_its_own_secrets_and_no_other(stage: str, function: 
 
 @pytest.mark.parametrize("stage", DEPLOYED)
 @pytest.mark.parametrize("function", LOGICAL_ID)
-def test_only_migrate_connects_as_the_schema_owner(stage: str, function: str) -> None:
-    """Finding 7: the owner's secret (DDL) is migrate's; every other function has the runtime role's (rows only)."""
+def test_only_migrate_and_its_watch_connect_as_the_schema_owner(stage: str, function: str) -> None:
+    """Finding 7: the owner's secret (DDL) is migrate's and its hourly verify's; every other
+    function has the runtime role's (rows only)."""
     owner = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT[stage]}:secret:registration-{stage}-db"
     secret = CONFIG["stages"][stage]["lambda_functions"][function]["environment_variables"]["DB_SECRET_ARN"]
-    assert secret == (owner if function == "migrate" else owner + "-runtime")
+    assert secret == (owner if function in ("migrate", "schema_drift_watch") else owner + "-runtime")
     # No function inherits a database secret from the stage: each names its own.
     assert "DB_SECRET_ARN" not in CONFIG["stages"][stage]["environment_variables"]
 
@@ -75,6 +77,8 @@ def test_stages_have_their_environment_and_a_vpc(stage: str) -> None:
     assert all(s.startswith("subnet-") for s in settings["subnet_ids"])
     assert all(g.startswith("sg-") for g in settings["security_group_ids"])
     assert settings["lambda_functions"]["migrate"]["lambda_timeout"] >= 300
+    # The metrics' Stage dimension (chalicelib.metrics), and the SchemaDrift alarm's.
+    assert env["STAGE"] == stage
 
 
 def test_the_local_stage_sets_nothing_from_aws() -> None:
