@@ -43,10 +43,16 @@ def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     return register
 
 
+# What a cache may keep: the public catalogue and the API description.  Everything
+# else names a person (the staff views above all) and must not be stored on the way.
+_CACHEABLE = frozenset({("GET", "/packages"), ("GET", "/openapi.json")})
+
+
 @app.middleware("http")
 def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response:
     """One JSON line per request (request id, route, status, time taken; no query, no body), and
-    Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too.
+    Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too, and
+    ``Cache-Control: no-store`` on every response that is not public and cacheable.
 
     One middleware rather than two: each costs every request a layer of Chalice's wrapping.
     """
@@ -58,6 +64,8 @@ def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response
 
         response.body = chalice_error_body(response.status_code, str(body["Message"]))
     context = event.context or {}
+    if (event.method, context.get("resourcePath", "")) not in _CACHEABLE:
+        response.headers.setdefault("Cache-Control", "no-store")
     request_log.info(
         "request",
         extra={
@@ -119,8 +127,13 @@ def create_registration() -> Response:
     from chalicelib.registrations import service
     from chalicelib.registrations.models import RegistrationIn
 
-    body, key = _body(RegistrationIn), _request().headers.get("idempotency-key")
-    done = runtime.database.run(lambda conn: service.register(conn, body, runtime.settings.otp_hash_key, key))
+    body, key, budget = _body(RegistrationIn), _request().headers.get("idempotency-key"), _otp_budget()
+    settings = runtime.settings
+    done = runtime.database.run(
+        lambda conn: service.register(
+            conn, body, settings.otp_hash_key, key, budget=budget, stale_after=settings.unverified_expire_after
+        )
+    )
     _notify(done.outbox_ids)
     if done.refusal is not None:
         raise done.refusal
@@ -151,8 +164,8 @@ def get_registration(registration_id: str) -> Any:
 def resend_code(registration_id: str) -> Any:
     from chalicelib.registrations import verification
 
-    key = runtime.settings.otp_hash_key
-    body, outbox_ids = runtime.database.run(lambda conn: verification.resend_code(conn, registration_id, key))
+    key, budget = runtime.settings.otp_hash_key, _otp_budget()
+    body, outbox_ids = runtime.database.run(lambda conn: verification.resend_code(conn, registration_id, key, budget))
     _notify(outbox_ids)
     return body
 
@@ -212,6 +225,16 @@ def send_notifications(event: Any) -> dict[str, Any]:
     return service.send_due(runtime)
 
 
+@app.schedule("rate(1 day)", name="expire_registrations")
+def expire_registrations(event: Any) -> dict[str, int]:
+    """Cancel the registrations never verified in time (the API frees their phone and e-mail at once
+    when someone registers with them; this sweeps the rest), and forget past OTP send counters."""
+    from chalicelib.registrations import service
+
+    stale_after = runtime.settings.unverified_expire_after
+    return runtime.database.run(lambda conn: service.expire_unverified(conn, stale_after))
+
+
 @app.schedule("rate(1 day)", name="purge_idempotency_keys")
 def purge_idempotency_keys(event: Any) -> dict[str, int]:
     """Forget Idempotency-Keys older than a day, so that the table does not grow without end."""
@@ -241,6 +264,14 @@ def _staff(roles: Any = None) -> Any:
 
     staff = authenticate(_request().headers, runtime)
     return staff if roles is None else require(staff, roles)
+
+
+def _otp_budget() -> Any:
+    from chalicelib.registrations.otp import SendBudget
+    from chalicelib.web.requests import source_ip
+
+    settings = runtime.settings
+    return SendBudget(source_ip(_request()), settings.otp_sends_per_client_per_hour, settings.otp_sends_per_day)
 
 
 def _body(model: Any) -> Any:

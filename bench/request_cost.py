@@ -202,7 +202,7 @@ def _create_event(package: str) -> dict[str, Any]:
 def _create_params(package: str) -> dict[str, Any]:
     from psycopg.types.json import Jsonb
 
-    from chalicelib.registrations import otp
+    from chalicelib.registrations import otp, service
 
     body = _unique_body(package)
     registration_id = uuid.uuid4()
@@ -216,6 +216,13 @@ def _create_params(package: str) -> dict[str, Any]:
         "otp_valid_for": otp.VALID_FOR,
         "otp_template": otp.TEMPLATE,
         "otp_payload": Jsonb(otp.message_payload(code)),
+        # The OTP budgets and the squatting sweep are part of the statement (issue 16).
+        **otp.SendBudget("192.0.2.10", _support.OTP_LIMIT, _support.OTP_LIMIT).params(),
+        "stale_after": timedelta(hours=24),
+        "stale_reason": service.STALE_REASON,
+        "pending": "pending_verification",
+        "cancelled": "cancelled",
+        "cancel": "cancel",
     }
 
 

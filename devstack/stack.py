@@ -4,6 +4,9 @@
   runs; a Unix socket only, so it never competes for a TCP port), unless ``DATABASE_URL``
   is set;
 - ``migrate apply``: a failed verify stops the start and prints the report;
+- the functions connect as a login role in the runtime role (``registration_app``: rows
+  only, no DDL), as they do in AWS, so that a missing grant shows here; ``migrate``
+  and the seeding connect as the owner;
 - a couple of packages, seeded once;
 - moto's server as SQS, with the queue ``create-customer`` and its dead-letter queue
   (redrive after ``MAX_RECEIVES`` receives);
@@ -99,9 +102,22 @@ def local_secrets(folder: Path = LOCAL) -> dict[str, str]:
         return kept
     folder.mkdir(exist_ok=True)
     made = {"auth_jwt_secret": secrets.token_urlsafe(32), "otp_hash_key": secrets.token_urlsafe(32)}
-    path.write_text(json.dumps(made, indent=2))
+    return _keep(path, made)
+
+
+def runtime_password(folder: Path = LOCAL) -> str:
+    """The local runtime login's password, made once and kept beside the other local keys."""
+    path = folder / "devstack.json"
+    keys = local_secrets(folder)
+    if "runtime_db_password" not in keys:
+        keys = _keep(path, {**keys, "runtime_db_password": secrets.token_urlsafe(24)})
+    return keys["runtime_db_password"]
+
+
+def _keep(path: Path, keys: dict[str, str]) -> dict[str, str]:
+    path.write_text(json.dumps(keys, indent=2))
     path.chmod(0o600)
-    return made
+    return keys
 
 
 def staff_token(secret: str, role: str, days: int = TOKEN_DAYS) -> str:
@@ -146,6 +162,30 @@ def migrate(url: str) -> dict[str, Any]:
         print(json.dumps(report, indent=2), file=sys.stderr)
         raise StartError("the database does not match the code; see the report above (drift, fix_sql)")
     return report
+
+
+RUNTIME_ROLE, RUNTIME_LOGIN = "registration_app", "registration_app_local"
+
+
+def runtime_url(owner_url: str, password: str) -> str:
+    """``owner_url`` as the functions reach it: as ``RUNTIME_LOGIN``, a member of the runtime role.
+
+    The login role is made (or given ``password`` again) here, as an operator does once
+    per stage in AWS (README, "Security"); migrations make only the runtime role.
+    """
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNTIME_LOGIN,)).fetchone()
+        conn.execute(
+            sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(RUNTIME_LOGIN), sql.Literal(password)
+            )
+        )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(RUNTIME_ROLE), sql.Identifier(RUNTIME_LOGIN)))
+    return make_conninfo(owner_url, user=RUNTIME_LOGIN, password=password)
 
 
 def seed_packages(url: str) -> int:
@@ -356,7 +396,8 @@ def run_until_interrupted(ports: Ports, stops: list[Callable[[], None]], started
     stops.append(moto_server.stop)
     keys = local_secrets()
     endpoint = f"http://{HOST}:{ports.sqs}"
-    env = app_env(os.environ, database_url=database_url, keys=keys, queue_url="", ports=ports)
+    functions_url = runtime_url(database_url, runtime_password())
+    env = app_env(os.environ, database_url=functions_url, keys=keys, queue_url="", ports=ports)
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     import boto3
 

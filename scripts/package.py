@@ -13,7 +13,9 @@
    contract (so ``OldResourceProperties`` describe the outgoing release); every
    other function depends on it.  And the ``SchemaDrift`` alarm on the drift
    watch's metric, for this stage, notifying ``AlarmTopic``;
-4. ``cfn-lint`` on the template.
+4. abuse limits (``scripts/edge_protection.py``): the WAF web ACL on the API stage,
+   per-method throttles (staff routes apart), the OTP budget alarm;
+5. ``cfn-lint`` on the template.
 
     python scripts/package.py [--stage dev] [--out build/package] [--no-lint]
 """
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         compiled = compile_zip(args.out / "deployment.zip", runtime(template))
         print(f"package: {compiled} modules compiled into {args.out / 'deployment.zip'}", file=sys.stderr)
         add_schema_gate(template, args.stage, args.out / "deployment.zip")
+        template = add_edge_protection(template, args.stage)
         (args.out / "sam.json").write_text(json.dumps(template, indent=2) + "\n")
         print(f"package: {GATE} gates every function but {MIGRATE}", file=sys.stderr)
         if not args.no_lint:
@@ -117,6 +120,13 @@ def add_schema_gate(template: dict[str, Any], stage: str, zip_path: Path) -> Non
             "AlarmActions": [{"Ref": "AlarmTopic"}],
         },
     }
+
+
+def add_edge_protection(template: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Abuse limits (issue 16): the WAF web ACL, per-method throttles, the OTP budget alarm."""
+    from edge_protection import protect
+
+    return protect(template, stage)
 
 
 def runtime(template: dict[str, Any]) -> str:

@@ -128,6 +128,40 @@ def migrated_db(databases: Databases, template_db: str) -> str:
     return databases.create(template=template_db)
 
 
+# The runtime role (migrations/011) has no login; the functions' login role is the
+# operator's (README, "Security").  The suite makes one like it, once per server.
+RUNTIME_ROLE = "registration_app"
+RUNTIME_LOGIN = "registration_app_test"
+RUNTIME_PASSWORD = "runtime-login-for-tests-only"
+
+
+@pytest.fixture(scope="session")
+def runtime_login(server_url: str, template_db: str) -> str:
+    """The name of a login role that is a member of the runtime role (and nothing more)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        # xdist workers start at once: the loser of the race finds the role made.
+        conn.execute(
+            f"""
+            DO $$
+            BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{RUNTIME_LOGIN}') THEN
+                    CREATE ROLE {RUNTIME_LOGIN} LOGIN PASSWORD '{RUNTIME_PASSWORD}' IN ROLE {RUNTIME_ROLE};
+                END IF;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END
+            $$
+            """.encode()
+        )
+    return RUNTIME_LOGIN
+
+
+@pytest.fixture
+def runtime_db(migrated_db: str, runtime_login: str) -> str:
+    """``migrated_db`` as the functions reach it: through the runtime role, which may change rows only."""
+    return make_conninfo(migrated_db, user=runtime_login, password=RUNTIME_PASSWORD)
+
+
 @pytest.fixture
 def migrations_copy(tmp_path: Path) -> Path:
     """A copy of migrations/ that a test may add to or edit."""
@@ -147,9 +181,12 @@ def conn(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
-def api_client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """A Chalice test client for the app on the test's migrated database, in a new container."""
-    monkeypatch.setenv("DATABASE_URL", migrated_db)
+def api_client(runtime_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """A Chalice test client for the app on the test's migrated database, in a new container.
+
+    The API connects as the runtime role, as deployed: a missing grant fails here.
+    """
+    monkeypatch.setenv("DATABASE_URL", runtime_db)
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     new_container(monkeypatch)

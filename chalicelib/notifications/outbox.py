@@ -137,6 +137,22 @@ def expire_leases(conn: "psycopg.Connection[Any]") -> list[UUID]:
     return [row[0] for row in rows]
 
 
+_FAIL_TOO_LATE = statement(
+    f"UPDATE notification_outbox SET status = '{_FAILED}', payload = {_REDACTED_PAYLOAD}, "
+    "last_error = 'not sent before its content expired' "
+    f"WHERE status = '{_PENDING}' AND payload ? 'valid_until' "
+    "AND (payload ->> 'valid_until')::timestamptz <= now() RETURNING id"
+)
+
+
+def fail_too_late(conn: "psycopg.Connection[Any]") -> list[UUID]:
+    """Pending rows past their payload's ``valid_until`` (a one-time code that has expired),
+    now ``failed`` and redacted: the code is kept in clear no longer than it is good for,
+    whether or not WhatsApp is up."""
+    rows = conn.execute(_FAIL_TOO_LATE).fetchall()
+    return [row[0] for row in rows]
+
+
 def _update(conn: "psycopg.Connection[Any]", sql: str, params: dict[str, Any]) -> bool:
     cursor = conn.execute(sql, params)
     return cursor.rowcount == 1

@@ -92,7 +92,8 @@ def send_due(
     policy: RetryPolicy = DEFAULT_POLICY,
     rng: random.Random | None = None,
 ) -> dict[str, int]:
-    """Send up to ``limit`` due rows; returns counts by outcome, and ``expired`` leases turned ``unknown``.
+    """Send up to ``limit`` due rows; returns counts by outcome, ``expired`` leases turned ``unknown``,
+    and rows ``too_late`` (their one-time code expired unsent: failed and redacted).
 
     Database errors propagate (the rows stay claimable or expire to ``unknown``);
     WhatsApp errors never do, they are recorded on the rows.
@@ -101,6 +102,9 @@ def send_due(
     for row_id in outbox.expire_leases(conn):
         logger.warning("outbox %s: lease expired while sending; now unknown", row_id)
         counts["expired"] += 1
+    for row_id in outbox.fail_too_late(conn):
+        logger.warning("outbox %s: not sent before its content expired; redacted", row_id)
+        counts["too_late"] += 1
 
     def claim() -> list[OutboxRow]:
         return outbox.claim_due(conn, limit=1, lease_s=policy.lease_s)
@@ -210,4 +214,4 @@ def _record(recorded: bool, row: OutboxRow, outcome: Outcome, error: WhatsAppErr
 
 
 def _empty_counts() -> dict[str, int]:
-    return {**{outcome.value: 0 for outcome in Outcome}, "expired": 0}
+    return {**{outcome.value: 0 for outcome in Outcome}, "expired": 0, "too_late": 0}

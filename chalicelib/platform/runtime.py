@@ -35,7 +35,8 @@ class Runtime:
         secrets_client: Callable[[], Any] | None = None,
         sqs_client: Callable[[], Any] | None = None,
     ) -> None:
-        self._env = os.environ if env is None else env
+        # None: os.environ as it is at first use (chalice's test client swaps the object for the stage's).
+        self._env = env
         self._settings = settings
         self._sqs_client = sqs_client
         self._sqs: Any = None
@@ -54,7 +55,8 @@ class Runtime:
         is kept then, so the next use tries again.
         """
         if self._settings is None:
-            self._settings = with_app_secret(Settings.from_env(self._env), self.secrets)
+            env = os.environ if self._env is None else self._env
+            self._settings = with_app_secret(Settings.from_env(env), self.secrets)
         return self._settings
 
     def conninfo(self) -> str:

@@ -6,6 +6,7 @@ which also fills in what the app secret holds.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class ConfigurationError(Exception):
@@ -29,6 +30,15 @@ class Settings:
     # In AWS: Cognito's JWKS and issuer; RS256 tokens are verified against them.
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
+    # Cognito app clients whose access tokens are accepted (comma-separated in AUTH_CLIENT_IDS).
+    auth_client_ids: frozenset[str] = frozenset()
+    # Abuse limits (README, "Security"): one-time codes per source address per hour and
+    # for everyone per UTC day (WhatsApp bills each), and how long a registration that
+    # was never verified holds its phone and e-mail.  Production defaults; the local
+    # stage raises the first two.
+    otp_sends_per_client_per_hour: int = 10
+    otp_sends_per_day: int = 5000
+    unverified_expire_after_h: float = 24.0
     # The HMAC key one-time codes are hashed with; only the hash is stored.
     otp_hash_key: str | None = None
     migrate_lock_timeout: str = "5s"
@@ -43,6 +53,11 @@ class Settings:
     # In AWS: a Secrets Manager secret (JSON) holding WHATSAPP_TOKEN and OTP_HASH_KEY,
     # read at first use (``chalicelib.platform.secrets``); the environment wins where set.
     app_secret_arn: str | None = None
+
+    @property
+    def unverified_expire_after(self) -> timedelta:
+        """``unverified_expire_after_h`` as a timedelta."""
+        return timedelta(hours=self.unverified_expire_after_h)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -59,6 +74,10 @@ class Settings:
                 auth_jwt_secret=env.get("AUTH_JWT_SECRET") or None,
                 auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
                 auth_issuer=env.get("AUTH_ISSUER") or None,
+                auth_client_ids=frozenset(c.strip() for c in env.get("AUTH_CLIENT_IDS", "").split(",") if c.strip()),
+                otp_sends_per_client_per_hour=int(env.get("OTP_SENDS_PER_CLIENT_PER_HOUR", "10")),
+                otp_sends_per_day=int(env.get("OTP_SENDS_PER_DAY", "5000")),
+                unverified_expire_after_h=float(env.get("UNVERIFIED_EXPIRE_AFTER_H", "24")),
                 otp_hash_key=env.get("OTP_HASH_KEY") or None,
                 migrate_lock_timeout=env.get("MIGRATE_LOCK_TIMEOUT", "5s"),
                 migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),

@@ -1,6 +1,6 @@
 """Registrations: sign-up, the workflow actions, verification by one-time code, and internet packages.
 
-- ``models``: request bodies (pydantic);
+- ``models``: request bodies (pydantic), with ``text_checks`` for e-mail addresses and names;
 - ``service``: the verbs (register, act, list, get, packages);
 - ``actions``: which action a URL names, its body, and who acts (registrant or staff);
 - ``verification`` and ``otp``: the one-time code;

@@ -10,24 +10,17 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from chalicelib.registrations import text_checks
 from chalicelib.statuses import RegistrationStatus
 
 if TYPE_CHECKING:
     import phonenumbers
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL; refusing it here makes it a 400, not a 500.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError("is not an e-mail address")
     return value
 
 
@@ -67,12 +60,16 @@ def normalise_phone(value: str) -> str:
     return _indonesian_mobile(value)
 
 
-def _text(max_length: int, min_length: int = 1) -> type[str]:
+def _text(max_length: int, min_length: int = 1, *, line_breaks: bool = False) -> type[str]:
     # Stored exactly as sent (no stripping: the documented maxLength is what is checked);
-    # required text must hold more than whitespace.
+    # required text must hold more than whitespace, and no text hides control or
+    # text-direction characters (a name that displays as something else).
     pattern = r"\S" if min_length else None
     return Annotated[  # type: ignore[return-value]
-        str, Field(min_length=min_length, max_length=max_length, pattern=pattern), AfterValidator(_no_nul)
+        str,
+        Field(min_length=min_length, max_length=max_length, pattern=pattern),
+        AfterValidator(_no_nul),
+        AfterValidator(lambda value: text_checks.plain_text(value, line_breaks=line_breaks)),
     ]
 
 
@@ -82,12 +79,13 @@ class _Body(BaseModel):
 
 class RegistrationIn(_Body):
     full_name: _text(200)  # type: ignore[valid-type]
-    email: Annotated[str, Field(max_length=254), AfterValidator(_no_nul), AfterValidator(_email)]
+    # Stored as text_checks.email_address normalises it; duplicates compare ignoring case.
+    email: Annotated[str, Field(max_length=254), AfterValidator(_no_nul), AfterValidator(text_checks.email_address)]
     phone: Annotated[str, Field(max_length=32), AfterValidator(_no_nul), AfterValidator(_indonesian_mobile)]
     address: _text(500)  # type: ignore[valid-type]
     city: _text(100)  # type: ignore[valid-type]
     package_id: UUID
-    notes: _text(1000, 0) | None = None  # type: ignore[valid-type]
+    notes: _text(1000, 0, line_breaks=True) | None = None  # type: ignore[valid-type]
 
 
 class PackageIn(_Body):
@@ -97,7 +95,8 @@ class PackageIn(_Body):
 
 
 class VerifyIn(_Body):
-    code: Annotated[str, Field(pattern=r"^\d{6}$")] | None = None
+    # ASCII digits: pydantic's \d would take Arabic-Indic and other decimal digits too.
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
 
 
 # How far ahead a survey may be booked: beyond that, plans change and the slot is lost;
@@ -121,7 +120,7 @@ class ScheduleSurveyIn(_Body):
 
 class CompleteSurveyIn(_Body):
     feasible: bool
-    notes: _text(1000, 0)  # type: ignore[valid-type]
+    notes: _text(1000, 0, line_breaks=True)  # type: ignore[valid-type]
 
 
 class ReasonIn(_Body):

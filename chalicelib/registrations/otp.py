@@ -4,12 +4,16 @@ A code is 6 digits from ``secrets``; only an HMAC of it (keyed with ``OTP_HASH_K
 and bound to the registration) is stored, so a database dump does not reveal codes
 and a hash cannot be replayed on another registration.  The code itself leaves
 only in the WhatsApp authentication-template message, whose outbox row is marked
-sensitive so the sender redacts it once sent.
+sensitive (the sender redacts it once sent) and carries ``valid_until`` (an unsent
+code is redacted when it expires, WhatsApp up or not).  Every code sent counts
+against a ``SendBudget``: WhatsApp bills each one.
 """
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -23,6 +27,39 @@ RESEND_AFTER = timedelta(minutes=1)
 # After this many codes for one registration, staff verify by phone instead.
 MAX_CODES = 5
 TEMPLATE = "registration_otp"
+
+
+@dataclass(frozen=True)
+class SendBudget:
+    """Who asks for a code and how many they may have: WhatsApp bills every one sent.
+
+    ``client`` is the request's source address; ``per_client_per_hour`` and ``per_day``
+    (everyone together, per UTC day) are settings (README, "Security").
+    """
+
+    client: str | None
+    per_client_per_hour: int
+    per_day: int
+
+    def params(self) -> dict[str, Any]:
+        """The statement parameters that count one code against this budget."""
+        return {
+            "client_bucket": client_bucket(self.client),
+            "per_client": self.per_client_per_hour,
+            "per_day": self.per_day,
+        }
+
+
+def client_bucket(address: str | None) -> str:
+    """The counter a source address counts against: the address, or its /64 for IPv6
+    (one subscriber is usually given a whole /64, so one address each would be no limit)."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "client:unknown"
+    if parsed.version == 6:
+        return f"client:{ipaddress.ip_network(f'{parsed}/64', strict=False)}"
+    return f"client:{parsed}"
 
 
 def new_code() -> str:

@@ -6,12 +6,14 @@ The data-access modules (this one, ``customers.repository``, ``notifications.out
 only ones that touch psycopg.
 """
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from chalicelib.jsontypes import Json
 from chalicelib.platform.statements import statement
-from chalicelib.statuses import TERMINAL_STATUSES
+from chalicelib.statuses import TERMINAL_STATUSES, RegistrationStatus
+from chalicelib.workflow import Action
 
 if TYPE_CHECKING:
     import psycopg
@@ -54,12 +56,46 @@ def insert_package(conn: "psycopg.Connection[Any]", name: str, speed_mbps: int, 
     return row[0] if row else None
 
 
+# Counting one code against its client's hourly budget and everyone's daily one, in
+# the statement that creates the code: ``budget`` has a row only when both allowed
+# it.  ON CONFLICT DO UPDATE re-reads a counter row another request just changed, so
+# concurrent requests at the limit are let through one by one, never one too many.
+_COUNT_SEND = """
+client_sends AS (
+    INSERT INTO otp_send_counts AS c (bucket, window_start, sends)
+    SELECT %(client_bucket)s, date_trunc('hour', now()), 1 FROM {source}
+    ON CONFLICT (bucket, window_start) DO UPDATE SET sends = c.sends + 1 WHERE c.sends < %(per_client)s
+    RETURNING sends
+), budget AS (
+    INSERT INTO otp_send_counts AS c (bucket, window_start, sends)
+    SELECT 'all', date_trunc('day', now(), 'UTC'), 1 FROM client_sends
+    ON CONFLICT (bucket, window_start) DO UPDATE SET sends = c.sends + 1 WHERE c.sends < %(per_day)s
+    RETURNING sends
+)"""
+# (sent today, client refused, seconds to the client's next hour, to the next UTC day)
+_BUDGET_OUTCOME = """(SELECT sends FROM budget), NOT EXISTS (SELECT FROM client_sends),
+       ceil(extract(epoch FROM date_trunc('hour', now()) + interval '1 hour' - now()))::int,
+       ceil(extract(epoch FROM date_trunc('day', now(), 'UTC') + interval '1 day' - now()))::int"""
+
 _INSERT_REGISTRATION = statement(f"""
 WITH package AS (
     SELECT id FROM packages WHERE id = %(package_id)s AND is_active
+), {_COUNT_SEND.format(source="package")}, stale AS (
+    -- Never verified in time: no longer holds the phone or e-mail (squatting).
+    UPDATE customer_registrations s
+       SET status = %(cancelled)s, status_reason = %(stale_reason)s, updated_at = now()
+     WHERE (s.phone = %(phone)s OR lower(s.email) = lower(%(email)s))
+       AND s.status = %(pending)s AND s.created_at <= now() - %(stale_after)s
+       AND EXISTS (SELECT FROM budget)
+    RETURNING s.id
+), stale_history AS (
+    INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor, reason)
+    SELECT id, %(cancel)s, %(pending)s, %(cancelled)s, 'system', %(stale_reason)s FROM stale
 ), r AS (
     INSERT INTO customer_registrations (id, full_name, email, phone, address, city, package_id, notes)
-    SELECT %(id)s, %(full_name)s, %(email)s, %(phone)s, %(address)s, %(city)s, package.id, %(notes)s FROM package
+    SELECT %(id)s, %(full_name)s, %(email)s, %(phone)s, %(address)s, %(city)s, package.id, %(notes)s
+      FROM package, budget
+     WHERE (SELECT count(*) FROM stale) >= 0  -- after the stale ones have let go of the phone and e-mail
     RETURNING *
 ), history AS (
     INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor)
@@ -69,29 +105,90 @@ WITH package AS (
     SELECT id, %(otp_hash)s, now() + %(otp_valid_for)s FROM r
 ), outbox AS (
     INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
-    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s, %(otp_payload)s FROM r
+    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s,
+           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s) FROM r
     RETURNING id
 )
-SELECT {_REGISTRATION}, (SELECT id FROM outbox) FROM r
+SELECT (SELECT {_REGISTRATION} FROM r), (SELECT id FROM outbox), EXISTS (SELECT FROM package),
+       {_BUDGET_OUTCOME}
 """)
 
 
-def insert_registration(conn: "psycopg.Connection[Any]", fields: Json) -> tuple[Json, UUID] | None:
-    """The new registration (with its first history row, its one-time code and the code's
-    outbox row) and the outbox row's id; None when the package is unknown or retired.
+@dataclass(frozen=True)
+class SendCount:
+    """What the OTP budgets said: codes sent today (None: refused), and when to try again."""
 
-    ``fields`` holds the columns plus ``otp_hash``, ``otp_valid_for``, ``otp_template``
-    and ``otp_payload``.  Raises ``DuplicateActiveError`` when an active registration
-    has the phone or e-mail (the statement changed nothing then).
+    sent_today: int | None
+    client_refused: bool
+    client_wait_s: int
+    day_wait_s: int
+
+
+def insert_registration(
+    conn: "psycopg.Connection[Any]", fields: Json
+) -> tuple[Json | None, UUID | None, bool, SendCount]:
+    """(the new registration, its code's outbox row id, whether the package exists, the budgets' answer).
+
+    One statement: the code counted against the budgets, stale registrations with the
+    phone or e-mail cancelled (with their history rows), the registration with its
+    first history row, its one-time code and the code's outbox row.  Nothing is
+    created when the package is unknown or retired, or a budget refuses.  ``fields``
+    holds the columns plus ``otp_*``, ``client_bucket``, ``per_client``, ``per_day``,
+    ``stale_after`` and ``stale_reason``.  Raises ``DuplicateActiveError`` when an
+    active registration has the phone or e-mail (the statement changed nothing then).
     """
     import psycopg
     from psycopg.types.json import Jsonb
 
+    params = {
+        **fields,
+        "otp_payload": Jsonb(fields["otp_payload"]),
+        "pending": RegistrationStatus.PENDING_VERIFICATION.value,
+        "cancelled": RegistrationStatus.CANCELLED.value,
+        "cancel": Action.CANCEL.value,
+    }
     try:
-        row = conn.execute(_INSERT_REGISTRATION, {**fields, "otp_payload": Jsonb(fields["otp_payload"])}).fetchone()
+        row = conn.execute(_INSERT_REGISTRATION, params).fetchone()
     except psycopg.errors.UniqueViolation:
         raise DuplicateActiveError from None
-    return (row[0], row[1]) if row else None
+    if row is None:
+        raise RuntimeError("the registration statement returned no row")
+    return row[0], row[1], row[2], SendCount(*row[3:7])
+
+
+_EXPIRE_UNVERIFIED = statement("""
+WITH stale AS (
+    UPDATE customer_registrations
+       SET status = %(cancelled)s, status_reason = %(reason)s, updated_at = now()
+     WHERE status = %(pending)s AND created_at <= now() - %(stale_after)s
+    RETURNING id
+), history AS (
+    INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor, reason)
+    SELECT id, %(cancel)s, %(pending)s, %(cancelled)s, 'system', %(reason)s FROM stale
+)
+SELECT count(*) FROM stale
+""")
+
+
+def expire_unverified(conn: "psycopg.Connection[Any]", stale_after: Any, reason: str) -> int:
+    """Cancel every registration pending verification for ``stale_after`` or longer, with history rows; how many."""
+    params = {
+        "stale_after": stale_after,
+        "reason": reason,
+        "pending": RegistrationStatus.PENDING_VERIFICATION.value,
+        "cancelled": RegistrationStatus.CANCELLED.value,
+        "cancel": Action.CANCEL.value,
+    }
+    row = conn.execute(_EXPIRE_UNVERIFIED, params).fetchone()
+    return int(row[0]) if row else 0
+
+
+_FORGET_SEND_COUNTS = statement("DELETE FROM otp_send_counts WHERE window_start < now() - %s::interval")
+
+
+def forget_send_counts(conn: "psycopg.Connection[Any]", kept_for: Any) -> int:
+    """Delete OTP send counters of windows that started more than ``kept_for`` ago; how many."""
+    return conn.execute(_FORGET_SEND_COUNTS, (kept_for,)).rowcount
 
 
 _TELL_OWNERS = statement("""
@@ -307,14 +404,17 @@ def delete_otp(conn: "psycopg.Connection[Any]", registration_id: UUID) -> None:
     conn.execute(_DELETE_OTP, (registration_id,))
 
 
-_RESEND_CODE = statement("""
+_RESEND_CODE = statement(f"""
 WITH r AS (
     SELECT id, phone, status FROM customer_registrations WHERE id = %(id)s
 ), previous AS (
     SELECT o.registration_id, o.codes_sent,
            ceil(extract(epoch FROM o.sent_at + %(resend_after)s - now()))::int AS wait_s
       FROM registration_otps o JOIN r ON r.id = o.registration_id
-), o AS (
+), eligible AS (
+    SELECT p.registration_id FROM previous p JOIN r ON r.id = p.registration_id
+     WHERE r.status = %(pending)s AND p.wait_s <= 0 AND p.codes_sent < %(max_codes)s
+), {_COUNT_SEND.format(source="eligible")}, o AS (
     UPDATE registration_otps o
        SET code_hash = %(otp_hash)s, expires_at = now() + %(otp_valid_for)s, failed_attempts = 0,
            sent_at = now(), codes_sent = o.codes_sent + 1
@@ -323,25 +423,29 @@ WITH r AS (
        AND r.status = %(pending)s
        AND o.sent_at <= now() - %(resend_after)s
        AND o.codes_sent < %(max_codes)s
+       AND EXISTS (SELECT FROM budget)
     RETURNING o.codes_sent
 ), outbox AS (
     INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
-    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s, %(otp_payload)s FROM r, o
+    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s,
+           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s) FROM r, o
     RETURNING id
 )
-SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s
+SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s, EXISTS (SELECT FROM eligible),
+       {_BUDGET_OUTCOME}
   FROM r LEFT JOIN previous p ON p.registration_id = r.id
 """)
 
 
-ResendOutcome = tuple[str, UUID | None, int | None, int | None]
+ResendOutcome = tuple[str, UUID | None, int | None, int | None, bool, SendCount]
 
 
 def resend_code(conn: "psycopg.Connection[Any]", params: Json) -> ResendOutcome | None:
-    """Replace the code when allowed, with a new outbox row: (status, outbox id or None,
-    codes sent before, seconds until a resend is allowed); None for an unknown registration.
+    """Replace the code when allowed and the budgets let one more go, with a new outbox row:
+    (status, outbox id or None, codes sent before, seconds until a resend is allowed, whether
+    it was otherwise allowed, the budgets' answer); None for an unknown registration.
     """
     from psycopg.types.json import Jsonb
 
     row = conn.execute(_RESEND_CODE, {**params, "otp_payload": Jsonb(params["otp_payload"])}).fetchone()
-    return (row[0], row[1], row[2], row[3]) if row else None
+    return (row[0], row[1], row[2], row[3], row[4], SendCount(*row[5:9])) if row else None

@@ -3,12 +3,15 @@
 import base64
 import hashlib
 import json
+import logging
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
+from chalicelib import metrics
 from chalicelib.errors import (
     AppError,
     BadRequestError,
@@ -16,6 +19,7 @@ from chalicelib.errors import (
     DuplicateRegistrationError,
     IdempotencyKeyReusedError,
     NotFoundError,
+    TooManyRequestsError,
     UnauthorizedError,
     problem,
 )
@@ -29,6 +33,8 @@ from chalicelib.workflow import parse_registration_id as parse_id
 
 if TYPE_CHECKING:
     import psycopg
+
+logger = logging.getLogger(__name__)
 
 
 def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
@@ -64,49 +70,94 @@ class Registered:
 
 IDEMPOTENCY_SCOPE = "POST /registrations"
 _KEY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Past this, a registration that was never verified stops holding its phone and e-mail.
+STALE_REASON = "not verified in time: the phone number and e-mail address are free again"
 
 
 def register(
-    conn: "psycopg.Connection[Any]", body: RegistrationIn, otp_key: str | None, idempotency_key: str | None = None
+    conn: "psycopg.Connection[Any]",
+    body: RegistrationIn,
+    otp_key: str | None,
+    idempotency_key: str | None = None,
+    *,
+    budget: otp.SendBudget,
+    stale_after: timedelta,
 ) -> Registered:
     """A new registration in ``pending_verification``, with a one-time code on its way to the phone.
 
-    With ``idempotency_key``, a repeat of the same body replays the first response and
-    creates nothing; the key with another body raises ``IdempotencyKeyReusedError`` (422).
-    When an active registration has the phone or e-mail, nothing is created: the result carries
-    ``refusal`` (``DuplicateRegistrationError``, 409) to raise once its outbox rows (the message to
-    that registration's phone) are sent.  Raises ``BadRequestError`` for an unknown package.
+    The code counts against ``budget``: past the client's hourly limit or everyone's
+    daily one, ``TooManyRequestsError`` (429, ``Retry-After``) and nothing is created or
+    sent.  A registration with the same phone or e-mail that was never verified within
+    ``stale_after`` is cancelled by the same statement (with a history row), so that it
+    no longer blocks this one.  With ``idempotency_key`` (bound to the phone: another
+    person's key is another key), a repeat of the same body replays the first response
+    and creates nothing; the key with another body raises ``IdempotencyKeyReusedError``
+    (422); a request that fails leaves no key behind.  When an active registration has the
+    phone or e-mail, nothing is created: the result carries ``refusal``
+    (``DuplicateRegistrationError``, 409) to raise once its outbox rows (the message to that
+    registration's phone) are sent.  Raises ``BadRequestError`` for an unknown package.
     """
     code = otp.new_code()
     registration_id = uuid4()
     fields = {
         **body.model_dump(),
+        **budget.params(),
         "id": registration_id,
         "otp_hash": otp.code_hash(otp_key, registration_id, code),
         "otp_valid_for": otp.VALID_FOR,
         "otp_template": otp.TEMPLATE,
         "otp_payload": otp.message_payload(code),
+        "stale_after": stale_after,
+        "stale_reason": STALE_REASON,
     }
     try:
         if idempotency_key is None:
-            created = repository.insert_registration(conn, fields)
+            created = _insert(conn, fields, budget)
         else:
+            # Any error raised in here rolls the claimed key back with everything else.
             with conn.transaction():
                 replay = _claim(conn, idempotency_key, body)
                 if replay is not None:
                     return replay
-                created = repository.insert_registration(conn, fields)
-                if created is not None:
-                    repository.store_idempotent_response(conn, IDEMPOTENCY_SCOPE, idempotency_key, 201, created[0])
+                created = _insert(conn, fields, budget)
+                repository.store_idempotent_response(conn, _scope(body), idempotency_key, 201, created.body)
     except repository.DuplicateActiveError:
         return _refuse_duplicate(conn, body)
-    if created is None:
+    return created
+
+
+def _insert(conn: "psycopg.Connection[Any]", fields: Json, budget: otp.SendBudget) -> Registered:
+    registration, outbox_id, package_found, count = repository.insert_registration(conn, fields)
+    if not package_found:
         raise BadRequestError(
             "the request body is not valid",
             {"problems": [problem("body", "package_id", "names no active package")]},
         )
-    return Registered(201, created[0], [created[1]])
+    if registration is None or outbox_id is None:
+        raise budget_refusal(count)
+    record_budget_use(count, budget)
+    return Registered(201, registration, [outbox_id])
+
+
+def budget_refusal(count: "repository.SendCount") -> TooManyRequestsError:
+    """The 429 for a code the budgets refused, with the wait until the refusing window ends."""
+    metrics.emit({"OtpSendRefused": 1}, stream=sys.stderr)
+    if count.client_refused:
+        return TooManyRequestsError(
+            "too many codes were asked for from this address; try again later", retry_after_s=count.client_wait_s
+        )
+    logger.warning("the daily budget of one-time codes is spent: no more codes until the next UTC day")
+    return TooManyRequestsError("no more codes can be sent today; try again later", retry_after_s=count.day_wait_s)
+
+
+def record_budget_use(count: "repository.SendCount", budget: otp.SendBudget) -> None:
+    """Log how much of the day's budget is spent (``OtpBudgetUsedPercent``: an alarm watches it)."""
+    if count.sent_today is not None and budget.per_day > 0:
+        used = round(100 * count.sent_today / budget.per_day, 2)
+        # Standard error: Lambda logs it as it does standard output, and local tools (the
+        # benchmarks) keep their results on standard output.
+        metrics.emit({"OtpBudgetUsedPercent": used}, unit="Percent", stream=sys.stderr)
 
 
 # The message that tells a registrant where their registration stands, when someone (maybe they)
@@ -128,6 +179,8 @@ def _refuse_duplicate(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> 
 
 # A client retrying a POST does so within minutes; a day leaves room for long outages.
 IDEMPOTENCY_KEPT_FOR = timedelta(hours=24)
+# Send counters are needed for their window (an hour, a day); two days leave room.
+SEND_COUNTS_KEPT_FOR = timedelta(days=2)
 
 
 def purge_idempotency_keys(conn: "psycopg.Connection[Any]") -> int:
@@ -135,14 +188,26 @@ def purge_idempotency_keys(conn: "psycopg.Connection[Any]") -> int:
     return repository.purge_idempotency_keys(conn, IDEMPOTENCY_KEPT_FOR)
 
 
+def expire_unverified(conn: "psycopg.Connection[Any]", stale_after: timedelta) -> dict[str, int]:
+    """The daily sweep: registrations never verified within ``stale_after`` become ``cancelled``
+    (history rows saying why), and past OTP send counters are forgotten; how many of each."""
+    expired = repository.expire_unverified(conn, stale_after, STALE_REASON)
+    return {"expired": expired, "send_counts_forgotten": repository.forget_send_counts(conn, SEND_COUNTS_KEPT_FOR)}
+
+
+def _scope(body: RegistrationIn) -> str:
+    # Bound to the caller: the normalised phone (hashed: the key table need not hold it).
+    return f"{IDEMPOTENCY_SCOPE} {hashlib.sha256(body.phone.encode()).hexdigest()[:32]}"
+
+
 def _claim(conn: "psycopg.Connection[Any]", key: str, body: RegistrationIn) -> Registered | None:
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequestError(
             "a header is not valid",
             {"problems": [problem("header", _KEY_HEADER, "must be 1 to 255 visible ASCII characters")]},
         )
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    first = repository.claim_idempotency_key(conn, IDEMPOTENCY_SCOPE, key, digest)
+    first = repository.claim_idempotency_key(conn, _scope(body), key, digest)
     if first is None:
         return None
     first_digest, status, response = first

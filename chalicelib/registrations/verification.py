@@ -62,17 +62,23 @@ def _refuse_without_code(conn: "psycopg.Connection[Any]", rid: UUID) -> NoReturn
     raise InvalidCodeError("no code is outstanding; ask for a new code", {"resend": True})
 
 
-def resend_code(conn: "psycopg.Connection[Any]", registration_id: str, otp_key: str | None) -> tuple[Json, list[UUID]]:
+def resend_code(
+    conn: "psycopg.Connection[Any]", registration_id: str, otp_key: str | None, budget: otp.SendBudget
+) -> tuple[Json, list[UUID]]:
     """A new code replaces the old one and goes out on WhatsApp: (body, outbox ids to send).
 
     Once a minute at most (429 with ``Retry-After``), at most 5 codes per registration
-    (429), and only while the registration waits for verification (409).
+    (429), only while the registration waits for verification (409), and within
+    ``budget`` (429 with ``Retry-After``; the code counts there as a new registration's does).
     """
+    from chalicelib.registrations.service import budget_refusal, record_budget_use
+
     rid = parse_id(registration_id)
     code = otp.new_code()
     row = repository.resend_code(
         conn,
         {
+            **budget.params(),
             "id": rid,
             "otp_hash": otp.code_hash(otp_key, rid, code),
             "otp_valid_for": otp.VALID_FOR,
@@ -85,12 +91,15 @@ def resend_code(conn: "psycopg.Connection[Any]", registration_id: str, otp_key: 
     )
     if row is None:
         raise NotFoundError("no such registration")
-    status, outbox_id, codes_sent, wait_s = row
+    status, outbox_id, codes_sent, wait_s, eligible, count = row
     if outbox_id is not None:
+        record_budget_use(count, budget)
         body = {"registration_id": str(rid), "expires_in_s": int(otp.VALID_FOR.total_seconds())}
         return body, [outbox_id]
     if status != RegistrationStatus.PENDING_VERIFICATION:
         raise NotAwaitingCodeError("the registration is not waiting for a code", {"current_status": status})
     if codes_sent is None or codes_sent >= otp.MAX_CODES:
         raise TooManyRequestsError("no more codes can be sent for this registration; staff can verify it")
+    if eligible and count.sent_today is None:
+        raise budget_refusal(count)
     raise TooManyRequestsError("a code was sent less than a minute ago", retry_after_s=max(wait_s or 1, 1))

@@ -75,7 +75,8 @@ def _in_words(error: Exception) -> str:
 def _verify(token: str, settings: Settings, runtime: Runtime) -> tuple[Staff, float]:
     import jwt
 
-    required = ["exp", "sub"] + (["iss"] if settings.auth_issuer else [])
+    cognito = bool(settings.auth_jwks_url)
+    required = ["exp", "sub"] + (["iss"] if settings.auth_issuer else []) + (["token_use"] if cognito else [])
     try:
         if settings.auth_jwks_url:
             key: Any = runtime.jwks_client(settings.auth_jwks_url).get_signing_key_from_jwt(token).key
@@ -84,8 +85,8 @@ def _verify(token: str, settings: Settings, runtime: Runtime) -> tuple[Staff, fl
             key, algorithm = settings.auth_jwt_secret, "HS256"
         else:
             raise UnauthorizedError("token verification is not configured")
-        # Cognito access tokens carry no "aud" (ID tokens do): the issuer and the
-        # signature say who minted the token.
+        # Cognito access tokens carry no "aud" but "client_id", checked below; ID
+        # tokens carry "aud" and are refused by their "token_use".
         claims = jwt.decode(
             token,
             key,
@@ -96,8 +97,24 @@ def _verify(token: str, settings: Settings, runtime: Runtime) -> tuple[Staff, fl
     except jwt.PyJWKClientConnectionError as error:
         raise ServiceUnavailableError("the token signing keys cannot be fetched; try again") from error
     except jwt.PyJWTError as error:
-        raise UnauthorizedError(_in_words(error)) from error
-    groups = claims.get("cognito:groups") or []
-    roles = frozenset(Role(g) for g in groups if g in Role._value2member_map_)
+        raise UnauthorizedError(_in_words(error)) from None
+    _check_use_and_client(claims, cognito, settings.auth_client_ids)
     username = str(claims.get("cognito:username") or claims.get("username") or claims["sub"])
-    return Staff(username=username, roles=roles), float(claims["exp"])
+    return Staff(username=username, roles=_roles(claims.get("cognito:groups"))), float(claims["exp"])
+
+
+def _check_use_and_client(claims: dict[str, Any], cognito: bool, client_ids: frozenset[str]) -> None:
+    # An access token, from one of our app clients: a Cognito ID token (meant for the
+    # app, not for APIs) or a token another app client of the pool was given is not
+    # a staff member calling us.  Locally (HS256) the same rules hold where the claims are present.
+    if claims.get("token_use", "access") != "access":
+        raise UnauthorizedError("only access tokens are accepted")
+    if (cognito or client_ids) and claims.get("client_id") not in client_ids:
+        raise UnauthorizedError("the token was issued to another application")
+
+
+def _roles(groups: Any) -> frozenset[Role]:
+    """The roles named in ``cognito:groups``: a list of strings, or else no role at all."""
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return frozenset()
+    return frozenset(Role(g) for g in groups if g in Role._value2member_map_)

@@ -51,7 +51,13 @@ def document() -> Json:
                 _PUBLIC,
                 {"201": _json("The registration", _ref("Registration"))},
                 _body(RegistrationIn, schemas),
-                [_header("Idempotency-Key", "Replays the first response for the same body; 422 for another body")],
+                [
+                    _header(
+                        "Idempotency-Key",
+                        "1 to 255 visible ASCII characters, bound to the phone: replays the first response "
+                        "for the same body; 422 for another body",
+                    )
+                ],
                 errors={**_BODY, 409: ["duplicate_registration"], 422: ["idempotency_key_reused"]},
             ),
             "get": _operation(

@@ -66,3 +66,13 @@ def invalid_input(error: "ValidationError", source: str) -> BadRequestError:
             text = "is not a field this request takes"
         problems.append(problem(source, ".".join(str(part) for part in item["loc"]), text))
     return BadRequestError(_MESSAGE_BY_SOURCE[source], {"problems": problems})
+
+
+def source_ip(request: Any) -> str | None:
+    """The client's address as API Gateway saw it (``requestContext.identity.sourceIp``).
+
+    Never a header: ``X-Forwarded-For`` is whatever the client wrote.
+    """
+    identity = (getattr(request, "context", None) or {}).get("identity") or {}
+    address = identity.get("sourceIp")
+    return str(address) if address else None

@@ -18,6 +18,7 @@ from tests.support.api import SECRET
 from tests.support.runtime import new_container
 
 ISSUER = "https://cognito-idp.ap-southeast-3.amazonaws.com/ap-southeast-3_TestPool"
+CLIENT_ID = "4test0example0app0client0id"
 
 
 class Jwks:
@@ -47,7 +48,14 @@ class Jwks:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def token(self, *roles: str, issuer: str = ISSUER, kid: str | None = None, **extra: Any) -> dict[str, str]:
-        claims = {"sub": "u-1", "cognito:groups": list(roles), "iss": issuer, "exp": int(time.time()) + 600}
+        claims = {
+            "sub": "u-1",
+            "cognito:groups": list(roles),
+            "iss": issuer,
+            "exp": int(time.time()) + 600,
+            "token_use": "access",
+            "client_id": CLIENT_ID,
+        }
         pem = self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -61,6 +69,7 @@ def jwks(api_client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
     served = Jwks()
     monkeypatch.setenv("AUTH_JWKS_URL", served.url)
     monkeypatch.setenv("AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("AUTH_CLIENT_IDS", f"{CLIENT_ID}, another-app-client")
     new_container(monkeypatch)
     yield served
     served.server.shutdown()

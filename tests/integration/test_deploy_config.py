@@ -10,12 +10,15 @@ from tests.conftest import ROOT
 CHALICE = ROOT / ".chalice"
 CONFIG = json.loads((CHALICE / "config.json").read_text())
 DEPLOYED = ["dev", "prod"]
+REGION = "ap-southeast-3"
+ACCOUNT = {"dev": "123456789012", "prod": "210987654321"}
 LOGICAL_ID = {
     "api_handler": "APIHandler",
     "customer_worker": "CustomerWorker",
     "send_notifications": "SendNotifications",
     "migrate": "Migrate",
     "purge_idempotency_keys": "PurgeIdempotencyKeys",
+    "expire_registrations": "ExpireRegistrations",
     "schema_drift_watch": "SchemaDriftWatch",
 }
 
@@ -31,16 +34,26 @@ def test_policies_are_written_by_hand() -> None:
 
 @pytest.mark.parametrize("stage", DEPLOYED)
 @pytest.mark.parametrize("function", LOGICAL_ID)
-def test_each_function_reads_its_stages_secrets_and_no_other(stage: str, function: str) -> None:
+def test_each_function_reads_its_own_secrets_and_no_other(stage: str, function: str) -> None:
     settings = CONFIG["stages"][stage]
-    own = settings["lambda_functions"][function].get("environment_variables", {})
-    expected = [settings["environment_variables"]["DB_SECRET_ARN"]] + (
-        [own["APP_SECRET_ARN"]] if "APP_SECRET_ARN" in own else []
-    )
+    own = settings["lambda_functions"][function]["environment_variables"]
+    expected = [own["DB_SECRET_ARN"]] + ([own["APP_SECRET_ARN"]] if "APP_SECRET_ARN" in own else [])
     granted = statements(stage, function)["ReadSecrets"]
     assert granted["Action"] == "secretsmanager:GetSecretValue"
     # Secrets Manager appends six random characters to a secret's name in its ARN.
     assert granted["Resource"] == [arn + "-??????" for arn in expected]
+
+
+@pytest.mark.parametrize("stage", DEPLOYED)
+@pytest.mark.parametrize("function", LOGICAL_ID)
+def test_only_migrate_and_its_watch_connect_as_the_schema_owner(stage: str, function: str) -> None:
+    """Finding 7: the owner's secret (DDL) is migrate's and its hourly verify's; every other
+    function has the runtime role's (rows only)."""
+    owner = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT[stage]}:secret:registration-{stage}-db"
+    secret = CONFIG["stages"][stage]["lambda_functions"][function]["environment_variables"]["DB_SECRET_ARN"]
+    assert secret == (owner if function in ("migrate", "schema_drift_watch") else owner + "-runtime")
+    # No function inherits a database secret from the stage: each names its own.
+    assert "DB_SECRET_ARN" not in CONFIG["stages"][stage]["environment_variables"]
 
 
 @pytest.mark.parametrize("stage", DEPLOYED)
@@ -56,7 +69,9 @@ def test_each_function_writes_only_its_own_log_groups(stage: str, function: str)
 def test_stages_have_their_environment_and_a_vpc(stage: str) -> None:
     settings = CONFIG["stages"][stage]
     env = settings["environment_variables"]
-    assert {"DB_SECRET_ARN", "WHATSAPP_API_URL", "WHATSAPP_PHONE_NUMBER_ID", "AUTH_JWKS_URL", "AUTH_ISSUER"} <= set(env)
+    assert {"AUTH_CLIENT_IDS", "WHATSAPP_API_URL", "WHATSAPP_PHONE_NUMBER_ID", "AUTH_JWKS_URL", "AUTH_ISSUER"} <= set(
+        env
+    )
     assert env["WHATSAPP_API_URL"].startswith("https://graph.facebook.com/v")
     assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(env)
     assert all(s.startswith("subnet-") for s in settings["subnet_ids"])
@@ -67,6 +82,12 @@ def test_stages_have_their_environment_and_a_vpc(stage: str) -> None:
 
 
 def test_the_local_stage_sets_nothing_from_aws() -> None:
-    """`chalice local` and the test client use it: the environment the stack or test sets wins."""
-    assert CONFIG["stages"]["local"]["environment_variables"] == {}
+    """`chalice local` and the test client use it: the environment the stack or test sets wins.
+
+    It only raises the OTP limits, so that `make run`, the fuzzer and the tests, all
+    from one address, are not taken for a pumping attack (at least 1,000 an hour).
+    """
+    local = CONFIG["stages"]["local"]["environment_variables"]
+    assert set(local) == {"OTP_SENDS_PER_CLIENT_PER_HOUR", "OTP_SENDS_PER_DAY"}
+    assert int(local["OTP_SENDS_PER_CLIENT_PER_HOUR"]) >= 1000
     assert set(CONFIG["environment_variables"]) <= {"MIGRATE_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT"}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
 from moto import mock_aws
 
@@ -233,3 +234,14 @@ def test_make_migrate_finds_the_make_run_database_by_itself(tmp_path: Path) -> N
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["pending"] == []
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), "the server it started is stopped again"
+
+
+def test_the_stacks_functions_connect_as_the_runtime_role(migrated_db: str, tmp_path: Path) -> None:
+    """`make run` connects the app as AWS does: rows yes, schema no (migrate keeps the owner's URL)."""
+    url = stack.runtime_url(migrated_db, stack.runtime_password(tmp_path))
+    assert stack.runtime_url(migrated_db, stack.runtime_password(tmp_path)) == url, "made once, kept"
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (stack.RUNTIME_LOGIN,)
+        assert conn.execute("SELECT count(*) FROM customer_registrations").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE intruder (id int)")

@@ -62,7 +62,7 @@ def make_due(conn: psycopg.Connection[Any]) -> None:
 
 
 def counts(**non_zero: int) -> dict[str, int]:
-    return {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "expired": 0, **non_zero}
+    return {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "expired": 0, "too_late": 0, **non_zero}
 
 
 # Deterministic jitter for the backoff assertions.

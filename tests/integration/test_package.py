@@ -27,6 +27,7 @@ FUNCTIONS = (
     "SendNotifications",
     "Migrate",
     "PurgeIdempotencyKeys",
+    "ExpireRegistrations",
     "SchemaDriftWatch",
 )
 
@@ -51,6 +52,12 @@ def package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def template(package: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((package / "sam.json").read_text())
     return loaded
+
+
+def app_routes() -> dict[str, Any]:
+    import app as app_module
+
+    return dict(app_module.app.routes)
 
 
 def resources(template: dict[str, Any]) -> dict[str, Any]:
@@ -178,11 +185,71 @@ def test_functions_run_in_the_vpc_on_the_runtime_the_bytecode_is_for(template: d
 
 
 @pytest.mark.slow
-def test_the_api_is_throttled(template: dict[str, Any]) -> None:
-    [setting] = resources(template)["RestAPI"]["Properties"]["MethodSettings"]
-    assert setting["ThrottlingRateLimit"] > 0
-    assert setting["ThrottlingBurstLimit"] > 0
-    assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
+def test_the_api_is_throttled_with_buckets_of_their_own_for_staff(template: dict[str, Any]) -> None:
+    """Finding 3: anonymous floods (even ones answered 401) must not use up the staff's bucket."""
+    settings = {
+        (s["ResourcePath"], s["HttpMethod"]): s for s in resources(template)["RestAPI"]["Properties"]["MethodSettings"]
+    }
+    public = settings[("/*", "*")]
+    assert public["ThrottlingRateLimit"] > 0
+    assert public["ThrottlingBurstLimit"] > 0
+    staff = [
+        ("/~1registrations", "GET"),
+        ("/~1registrations~1{registration_id}", "GET"),
+        ("/~1registrations~1{registration_id}~1{action}", "POST"),
+        ("/~1packages", "POST"),
+    ]
+    for key in staff:
+        assert settings[key]["ThrottlingRateLimit"] > public["ThrottlingRateLimit"], key
+    for key in [("/~1registrations", "POST"), ("/~1registrations~1{registration_id}~1resend-code", "POST")]:
+        assert settings[key]["ThrottlingRateLimit"] < public["ThrottlingRateLimit"], key
+    # Every method named is a route of the app (a typo would throttle nothing).
+    routes = {(p, m) for p, entry in app_routes().items() for m in entry}
+    for path, method in settings:
+        assert path == "/*" or (path[1:].replace("~1", "/"), method) in routes, path
+
+
+@pytest.mark.slow
+def test_a_waf_web_acl_guards_the_stage(template: dict[str, Any]) -> None:
+    """Finding 1 at the edge: per-IP rate limits, tighter where a code is sent; AWS managed rules."""
+    found = resources(template)
+    association = found["ApiWebAclAssociation"]
+    assert association["Type"] == "AWS::WAFv2::WebACLAssociation"
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    assert "/restapis/${RestAPI}/stages/${RestAPI.Stage}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
+    acl = found["ApiWebAcl"]
+    assert acl["Type"] == "AWS::WAFv2::WebACL"
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    managed = {
+        r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for r in rules.values()
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert managed == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"}
+    otp, every = rules["otp-routes-per-ip"], rules["all-routes-per-ip"]
+    for rule in (otp, every):
+        assert rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+        assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    assert otp["Statement"]["RateBasedStatement"]["Limit"] < every["Statement"]["RateBasedStatement"]["Limit"]
+    scope = json.dumps(otp["Statement"]["RateBasedStatement"]["ScopeDownStatement"])
+    for needed in ('"/registrations"', '"/resend-code"', '"POST"'):
+        assert needed in scope
+    # Rate limits come before the managed groups: a flood is cut before it is inspected.
+    assert max(otp["Priority"], every["Priority"]) < min(
+        r["Priority"] for r in rules.values() if r["Name"].startswith("AWS")
+    )
+    body = json.loads(acl["Properties"]["CustomResponseBodies"]["too_many_requests"]["Content"])
+    assert body["error"]["code"] == "too_many_requests"
+
+
+@pytest.mark.slow
+def test_an_alarm_fires_well_before_the_daily_otp_budget_is_spent(template: dict[str, Any]) -> None:
+    alarm = resources(template)["OtpBudgetAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("RegistrationBackend", "OtpBudgetUsedPercent")
+    assert alarm["Threshold"] <= 50
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert "AlarmTopic" in resources(template)
 
 
 @pytest.mark.slow
@@ -195,7 +262,7 @@ def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_ap
         assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
         assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
         # Only the functions that send WhatsApp messages or hash codes read the app secret.
-        needs_it = name not in ("Migrate", "PurgeIdempotencyKeys", "SchemaDriftWatch")
+        needs_it = name not in ("Migrate", "PurgeIdempotencyKeys", "SchemaDriftWatch", "ExpireRegistrations")
         assert ("APP_SECRET_ARN" in variables) == needs_it, name
 
 

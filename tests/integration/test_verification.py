@@ -12,7 +12,7 @@ from chalice.test import Client
 from chalicelib.errors import AppError
 from chalicelib.registrations import service as registrations
 from chalicelib.registrations.models import RegistrationIn
-from tests.support.api import OTP_KEY, otp_code, post, register, registration_body, token
+from tests.support.api import BUDGET, OTP_KEY, STALE_AFTER, otp_code, post, register, registration_body, token
 
 
 def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -210,7 +210,7 @@ def test_concurrent_requests_with_one_key_create_one_registration(package: dict[
     def attempt() -> None:
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             barrier.wait()
-            done = registrations.register(conn, body, OTP_KEY, "same-key")
+            done = registrations.register(conn, body, OTP_KEY, "same-key", budget=BUDGET, stale_after=STALE_AFTER)
             outcomes.append((done.status, done.body["id"]))
 
     threads = [threading.Thread(target=attempt) for _ in range(8)]

@@ -1,6 +1,6 @@
 """Driving the HTTP API in tests: tokens, requests, and registrations to work on.
 
-The ``client`` and ``package`` fixtures live in ``conftest.py`` beside this file.
+The ``api_client`` and ``package`` fixtures live in ``tests/conftest.py``.
 """
 
 import json
@@ -13,9 +13,13 @@ import jwt
 import psycopg
 from chalice.test import Client
 
+from chalicelib.registrations.otp import SendBudget
 from chalicelib.workflow import Action
 
 SECRET = "test-secret-not-for-production-0123456789"
+# The abuse limits for tests that call the services directly: the local stage's.
+BUDGET = SendBudget("192.0.2.1", per_client_per_hour=1000, per_day=1_000_000)
+STALE_AFTER = timedelta(hours=24)
 OTP_KEY = "otp-key-for-tests-only"
 
 
