@@ -85,7 +85,7 @@ WITH package AS (
     UPDATE customer_registrations s
        SET status = %(cancelled)s, status_reason = %(stale_reason)s, updated_at = now()
      WHERE (s.phone = %(phone)s OR lower(s.email) = lower(%(email)s))
-       AND s.status = %(pending)s AND s.created_at <= now() - %(stale_after)s
+       AND s.status = %(pending)s AND s.created_at <= now() - %(stale_after)s::interval
        AND EXISTS (SELECT FROM budget)
     RETURNING s.id
 ), stale_history AS (
@@ -160,7 +160,7 @@ _EXPIRE_UNVERIFIED = statement("""
 WITH stale AS (
     UPDATE customer_registrations
        SET status = %(cancelled)s, status_reason = %(reason)s, updated_at = now()
-     WHERE status = %(pending)s AND created_at <= now() - %(stale_after)s
+     WHERE status = %(pending)s AND created_at <= now() - %(stale_after)s::interval
     RETURNING id
 ), history AS (
     INSERT INTO registration_status_history (registration_id, action, from_status, to_status, actor, reason)
