@@ -185,4 +185,6 @@ def table_create(name: str, expected: Objects, live: Objects) -> str:
         for s in expected["sequences"].values()
         if (s["owned_by"] or "").split(".")[0] == name
     ]
+    # The owner's own privileges come with the table; the others' are granted again.
+    lines += [grant(entry, name, relation, revoke=False) for entry in relation["acl"] if not entry.startswith("OWNER:")]
     return "\n".join(lines)

@@ -96,8 +96,11 @@ def _unsupported_media_type(api_client: Client, package: dict[str, Any], url: st
 
 def _idempotency_key_reused(api_client: Client, package: dict[str, Any], url: str, mp: pytest.MonkeyPatch) -> Produced:
     key = {"Idempotency-Key": uuid.uuid4().hex}
-    post(api_client, "/registrations", registration_body(package), key)
-    return "post", "/registrations", post(api_client, "/registrations", registration_body(package), key)
+    first = registration_body(package)
+    post(api_client, "/registrations", first, key)
+    # The same caller (keys are bound to the phone) with another body.
+    other = {**first, "full_name": first["full_name"] + " Baru"}
+    return "post", "/registrations", post(api_client, "/registrations", other, key)
 
 
 def _too_many_requests(api_client: Client, package: dict[str, Any], url: str, mp: pytest.MonkeyPatch) -> Produced:
