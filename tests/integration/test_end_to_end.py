@@ -115,19 +115,23 @@ def test_without_whatsapp_settings_nothing_fails_and_the_outbox_keeps_the_messag
 
 
 def test_the_scheduled_sender_logs_a_line_only_when_it_had_something_to_send(
-    client: Client, package: dict[str, Any], whatsapp: FakeWhatsApp, migrated_db: str, caplog: pytest.LogCaptureFixture
+    api_client: Client,
+    package: dict[str, Any],
+    app_whatsapp: FakeWhatsApp,
+    migrated_db: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    event = client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    event = api_client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
     with caplog.at_level(logging.INFO):
-        assert client.lambda_.invoke("send_notifications", event).payload["sent"] == 0
+        assert api_client.lambda_.invoke("send_notifications", event).payload["sent"] == 0
     assert not [r for r in caplog.records if r.getMessage() == "outbox run"], "nothing was due: no line"
 
-    whatsapp.stop()
-    register(client, package)  # its code waits in the outbox
-    whatsapp.start()
+    app_whatsapp.stop()
+    register(api_client, package)  # its code waits in the outbox
+    app_whatsapp.start()
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         conn.execute("UPDATE notification_outbox SET next_attempt_at = now()")
     with caplog.at_level(logging.INFO):
-        assert client.lambda_.invoke("send_notifications", event).payload["sent"] == 1
+        assert api_client.lambda_.invoke("send_notifications", event).payload["sent"] == 1
     [line] = [r for r in caplog.records if r.getMessage() == "outbox run"]
     assert line.sent == 1  # type: ignore[attr-defined]
