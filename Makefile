@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
 .PHONY: help install run demo test faults fuzz soak lint format typecheck squawk check package deploy-dry-run \
-        readme-diagram migrate-plan migrate-apply migrate-verify bench bench-smoke clean
+        readme-diagram whatsapp-templates migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench-smoke: $(STAMP)  ## every benchmark with tiny sizes, to see that they run 
 
 readme-diagram: $(STAMP)  ## regenerate README.md's state diagram from the transition table
 	$(BIN)/python scripts/readme_diagram.py
+
+whatsapp-templates: $(RUN_STAMP)  ## each WhatsApp template as its Graph API create request (ARGS=--apply: post them; local sink by default)
+	$(BIN)/python scripts/whatsapp_templates.py $(ARGS)
 
 migrate-plan migrate-apply migrate-verify: migrate-%: $(STAMP)  ## against DATABASE_URL
 	$(BIN)/python -m chalicelib.migrate $*

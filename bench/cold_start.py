@@ -1,6 +1,6 @@
 """Cold start as a user waits for it: a fresh interpreter, INIT plus the first invocation.
 
-Usage: python bench/cold_start.py [--database-url URL] [--repeat N] [--zip-repeat N] [--no-zip]
+Usage: python bench/cold_start.py [--database-url URL] [--repeat N] [--zip-repeat N] [--no-zip] [--xray]
 
 For each function (the API answering ``GET /packages``, the worker handling one
 record, ``migrate`` verifying) a new ``python`` process imports the handler's module
@@ -9,6 +9,9 @@ before the process is spawned until it exits right after writing the response.
 Beside each runs the floor for that job (``bench/floors/chalice_floor.py``), and for
 the API the same floor on Powertools and on FastAPI + Mangum.  Runs are interleaved
 round-robin so that the machine's noise falls on every case alike; figures are medians.
+``--xray`` runs every case with the environment Lambda gives a function under X-Ray
+active tracing (``XRAY_ENV``): what tracing changes inside the process, which is all
+that can be measured off AWS.
 
 Three ways: from the source tree (the venv, bytecode cached), and from the unpacked
 ``chalice package`` zip with ``python -B -S`` as Lambda runs it: as chalice built it
@@ -37,6 +40,16 @@ from bench import _support
 
 FLOORS = _support.ROOT / "bench" / "floors"
 TARGET = 1.2
+# What Lambda adds to a function's environment under active tracing (the trace header
+# changes per invocation).  Nothing of ours reads it; botocore forwards the trace id to
+# SQS, which is how the worker's trace joins the API's without the X-Ray SDK.
+XRAY_ENV = {
+    "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
+    "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129",
+    "_AWS_XRAY_DAEMON_PORT": "2000",
+}
 
 # The child: read the event, import the handler's module, call it once, answer, exit at once.
 _CHILD = """
@@ -102,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--zip-repeat", type=int, default=15)
     parser.add_argument("--no-zip", action="store_true", help="skip the deployment-zip measurements")
+    parser.add_argument("--xray", action="store_true", help="run with the environment of X-Ray active tracing")
     args = parser.parse_args(argv)
     server = _support.server(args.database_url)
     with _support.database(server) as url:
@@ -114,11 +128,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "AUTH_JWT_SECRET": _support.JWT_SECRET,
             "OTP_HASH_KEY": _support.OTP_KEY,
             "AWS_DEFAULT_REGION": "ap-southeast-3",
+            **(XRAY_ENV if args.xray else {}),
         }
         source = {case: (_support.ROOT if case.module == "app" else FLOORS) for case in CASES}
         # The peers are measured only where their packages are installed (requirements-bench.txt).
         cases = [case for case in CASES if all(importlib.util.find_spec(name) for name in case.requires)]
-        result: dict[str, Any] = {"repeat": args.repeat, "python": sys.version.split()[0]}
+        result: dict[str, Any] = {"repeat": args.repeat, "python": sys.version.split()[0], "xray": args.xray}
         result["source"] = _measure(cases, source, [sys.executable], env, args.repeat, approved)
         if not args.no_zip:
             with tempfile.TemporaryDirectory(prefix="bench-zip-") as tmp:
