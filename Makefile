@@ -53,7 +53,7 @@ format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py and devstack
+typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py, devstack and the operations scripts
 	$(BIN)/mypy
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards

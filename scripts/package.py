@@ -2,7 +2,8 @@
 
 1. ``chalice package --merge-template .chalice/template-merge.json``: chalice's template
    plus the queue, its dead-letter queue, partial batch responses, the queue policies,
-   throttling and the outputs ``scripts/deploy`` reads;
+   throttling and the outputs ``scripts/deploy`` reads; then ``scripts/observability.py``
+   adds the alarms, the dashboard and the X-Ray permissions;
 2. bytecode in the zip: Lambda's code directory is read-only, so without ``.pyc`` files
    every cold start compiles every module it imports.  Compiled with this interpreter,
    which must be the runtime's minor version (chalice takes the runtime from it), as
@@ -60,6 +61,18 @@ def package(stage: str, out: Path) -> dict[str, object]:
     if subprocess.run(command, cwd=ROOT, env=env, check=False).returncode != 0:  # noqa: S603 (our venv's chalice)
         raise PackageError("chalice package failed")
     template: dict[str, object] = json.loads((out / "sam.json").read_text())
+    return add_observability(template, stage, out / "sam.json")
+
+
+def add_observability(template: dict[str, object], stage: str, path: Path) -> dict[str, object]:
+    """The alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``), written to ``path``."""
+    sys.path.insert(0, str(ROOT))
+    import observability
+
+    from chalicelib.whatsapp_templates import TEMPLATES
+
+    observability.add(template, stage, tuple(t.name for t in TEMPLATES))
+    path.write_text(json.dumps(template, indent=2))
     return template
 
 
