@@ -11,6 +11,8 @@ running, and the entry point writes the line when the invocation ends::
         emf.timing("WhatsAppLatency", 183.2)
 
 Outside an invocation (a test calling a service, a CLI) recording does nothing.
+Locally (``make run``, ``EMF_OUTPUT=summary``) each line is printed as a one-line
+summary instead: ``metrics customer_worker [local] CustomerCreated=1 …``.
 
 Why ``by`` is part of the metric name and not a second dimension: an EMF document
 carries one value per dimension, and the worker's batch (or the sender's run) can
@@ -152,6 +154,9 @@ def invocation(function: str, *, write: Writer | None = None, **properties: Any)
 
 
 def _stdout(line: str) -> None:
+    # `make run` sets EMF_OUTPUT=summary: a person reads these lines, not CloudWatch.
+    if os.environ.get("EMF_OUTPUT") == "summary":
+        line = summary(json.loads(line))
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 

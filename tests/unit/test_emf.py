@@ -92,3 +92,17 @@ def test_summary_is_one_readable_line() -> None:
     assert emf.summary(document) == (
         "metrics api_handler [local] RegistrationCreated=1 WhatsAppLatency=12.25 correlation_id=abc"
     )
+
+
+def test_locally_the_default_writer_prints_the_summary(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EMF_OUTPUT", "summary")
+    with emf.invocation("customer_worker"):
+        emf.count("CustomerCreated")
+    assert capsys.readouterr().out == "metrics customer_worker [local] CustomerCreated=1\n"
+    monkeypatch.delenv("EMF_OUTPUT")
+    with emf.invocation("customer_worker"):
+        emf.count("CustomerCreated")
+    [document] = emf.parse(capsys.readouterr().out)
+    assert document["CustomerCreated"] == 1
