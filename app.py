@@ -14,7 +14,7 @@ from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib import logs
+from chalicelib import emf, logs
 from chalicelib.runtime import Database
 
 logs.configure()
@@ -44,19 +44,26 @@ def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
 
 @app.middleware("http")
 def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """One JSON line per request: request id, route, status, time taken (no query, no body)."""
+    """One JSON line per request: request id, route, status, time taken (no query, no body).
+
+    The request id is the ``correlation_id`` of every log line the request causes (and
+    of the worker's and the sender's, through the queue and the outbox), and the
+    request's metrics are one EMF line.
+    """
     started = time.perf_counter()
-    response = get_response(event)
     context = event.context or {}
-    request_log.info(
-        "request",
-        extra={
-            "request_id": context.get("requestId") or getattr(event.lambda_context, "aws_request_id", None),
-            "route": f"{event.method} {context.get('resourcePath', '')}",
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
+    request_id = context.get("requestId") or getattr(event.lambda_context, "aws_request_id", None)
+    with logs.correlated(request_id), emf.invocation("api_handler", correlation_id=request_id):
+        response = get_response(event)
+        request_log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "route": f"{event.method} {context.get('resourcePath', '')}",
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
     return response
 
 
@@ -169,7 +176,8 @@ def customer_worker(event: Any) -> dict[str, Any]:
     """Create each record's customer; ``{"batchItemFailures": [...]}`` names the records to retry."""
     from chalicelib import customers
 
-    return customers.create_customers(database, event.to_dict()["Records"], notify=_notify)
+    with emf.invocation("customer_worker"):
+        return customers.create_customers(database, event.to_dict()["Records"], notify=_notify)
 
 
 @app.lambda_function(name="migrate")
@@ -185,7 +193,8 @@ def send_notifications(event: Any) -> dict[str, Any]:
     """Send what is due in the outbox: retries, and whatever ``_notify`` could not send."""
     from chalicelib import delivery
 
-    return delivery.send_due(database)
+    with emf.invocation("send_notifications"):
+        return delivery.send_due(database)
 
 
 @app.schedule("rate(1 day)", name="purge_idempotency_keys")

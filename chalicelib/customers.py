@@ -10,11 +10,12 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from chalicelib import customer_repository, sqs
+from chalicelib import customer_repository, emf, logs, sqs
 from chalicelib.auth import Staff, require
 from chalicelib.config import ConfigurationError
 from chalicelib.errors import NotFoundError
@@ -22,6 +23,7 @@ from chalicelib.messages import CreateCustomer
 from chalicelib.registrations import not_allowed, parse_id
 from chalicelib.runtime import Database
 from chalicelib.statuses import TERMINAL_STATUSES, RegistrationStatus
+from chalicelib.whatsapp_templates import CUSTOMER_CREATED
 from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role
 
 if TYPE_CHECKING:
@@ -31,6 +33,19 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 Notify = Callable[[list[uuid.UUID]], None]
+
+FAILED = "WorkerRecordFailed"
+
+
+class Failure(StrEnum):
+    """Why a record is left for retry: the breakdown of the ``WorkerRecordFailed`` metric."""
+
+    BAD_BODY = "bad_body"
+    UNKNOWN_REGISTRATION = "unknown_registration"
+    DATABASE = "database"
+    CONSTRAINT = "constraint"
+    STATUS = "status"  # not approved yet (nor closed): it may be, by the next receive
+
 
 # Who may ask for a customer (admin may do what any staff may: ``Staff.may``).
 REQUESTERS = frozenset({Role.APPROVER})
@@ -71,7 +86,8 @@ def request_customer(
         raise not_allowed(_CREATE.action, status)
     if not queue_url:
         raise ConfigurationError("CUSTOMER_QUEUE_URL is not set")
-    correlation_id = str(uuid.uuid4())
+    # The request's id travels with the message (an attribute: the body is pinned).
+    correlation_id = logs.correlation_id() or str(uuid.uuid4())
     message = CreateCustomer(type="create_customer", registration_id=registration, requested_by=staff.username)
     sqs.send(queue(), queue_url, message.to_body(), {"correlation_id": correlation_id})
     log.info("create-customer queued: registration %s, correlation %s", registration, correlation_id)
@@ -94,7 +110,8 @@ def create_customers(database: Database, records: Iterable[Json], notify: Notify
     outbox_ids: list[uuid.UUID] = []
     for record in records:
         message_id = str(record.get("messageId", ""))
-        ok, outbox_id = _create_one(database, message_id, record.get("body"))
+        with logs.correlated(_correlation_id(record)):
+            ok, outbox_id = _create_one(database, message_id, record.get("body"))
         if not ok:
             failed.append(message_id)
         if outbox_id is not None:
@@ -105,12 +122,16 @@ def create_customers(database: Database, records: Iterable[Json], notify: Notify
 
 
 def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, uuid.UUID | None]:
-    """(acknowledge?, the new outbox row id); logs one line per record, saying which outcome."""
+    """(acknowledge?, the new outbox row id); logs one line per record, saying which outcome.
+
+    Counts ``CustomerCreated``, or ``WorkerRecordFailed`` by reason, on the invocation's metrics.
+    """
     try:
         message = CreateCustomer.model_validate_json(body if isinstance(body, str) else "")
     except ValidationError as error:
         problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in error.errors(include_input=False)]
         log.error("create-customer %s (registration %s) failed: bad body %s", message_id, _claimed_id(body), problems)
+        emf.count(FAILED, by=Failure.BAD_BODY)
         return False, None
     registration = message.registration_id
     params = {
@@ -119,6 +140,9 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
         "from_statuses": [s.value for s in _CREATE.sources],
         "to_status": _CREATE.target.value,
         "action": _CREATE.action.value,
+        "template": CUSTOMER_CREATED.name,
+        "language": CUSTOMER_CREATED.language,
+        "correlation_id": logs.correlation_id(),
     }
     try:
         result = database.run(lambda conn: customer_repository.create_customer(conn, params))
@@ -128,6 +152,7 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
             "nothing was written, the message stays for retry (run `python -m chalicelib.migrate verify`)",
             message_id, registration, error.table, _CREATE.target.value, error.constraint,
         )  # fmt: skip
+        emf.count(FAILED, by=Failure.CONSTRAINT)
         return False, None
     except Exception as error:
         # Any other failure (connection lost, a unique index) is this record's alone:
@@ -137,6 +162,7 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
             "create-customer %s (registration %s) failed: database error %s (sqlstate %s)",
             message_id, registration, type(error).__name__, getattr(error, "sqlstate", None),
         )  # fmt: skip
+        emf.count(FAILED, by=Failure.DATABASE)
         return False, None
     return _outcome(message_id, registration, result)
 
@@ -150,6 +176,7 @@ def _outcome(
             "create-customer %s: registration %s is customer %s (%s), ticket %s",
             message_id, registration, result.customer_id, result.customer_number, result.ticket_number,
         )  # fmt: skip
+        emf.count("CustomerCreated")
         return True, result.outbox_id
     if status is _CREATE.target:
         log.info("create-customer %s: registration %s already has its customer; acknowledged", message_id, registration)
@@ -165,6 +192,7 @@ def _outcome(
         else f"status is {status}, create-customer needs {', '.join(sorted(_CREATE.sources))}"
     )
     log.error("create-customer %s (registration %s) failed: %s", message_id, registration, reason)
+    emf.count(FAILED, by=Failure.UNKNOWN_REGISTRATION if status is None else Failure.STATUS)
     return False, None
 
 
@@ -174,6 +202,13 @@ def _notify(notify: Notify, outbox_ids: list[uuid.UUID]) -> None:
     except Exception as error:
         # The customers are committed; their outbox rows stay pending for the scheduled sender.
         log.warning("notify failed for outbox rows %s: %s; they wait for the sender", outbox_ids, type(error).__name__)
+
+
+def _correlation_id(record: Json) -> str | None:
+    """The ``correlation_id`` message attribute: the id of the API request that queued the message."""
+    attribute = (record.get("messageAttributes") or {}).get("correlation_id") or {}
+    value = attribute.get("stringValue") if isinstance(attribute, dict) else None
+    return str(value)[:128] if value else None
 
 
 def _claimed_id(body: Any) -> str | None:

@@ -22,13 +22,14 @@ into ``unknown``.
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from chalicelib import outbox
+from chalicelib import emf, logs, outbox
 from chalicelib.outbox import OutboxRow
 from chalicelib.whatsapp import (
     WhatsAppError,
@@ -36,6 +37,7 @@ from chalicelib.whatsapp import (
     WhatsAppPermanentError,
     WhatsAppRetryableError,
 )
+from chalicelib.whatsapp_templates import TEMPLATE_BY_NAME
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,7 +57,10 @@ class TemplateSender(Protocol):
 
 
 class Outcome(StrEnum):
-    """What one send did to its row; the keys of the counts ``send_due`` returns (with ``expired``)."""
+    """What one send did to its row; the keys of the counts ``send_due`` returns (with ``expired``).
+
+    Each is also counted on the invocation's metrics, by template (``METRIC_BY_OUTCOME``).
+    """
 
     SENT = "sent"
     RETRIED = "retried"
@@ -82,6 +87,13 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+METRIC_BY_OUTCOME = {
+    Outcome.SENT: "NotificationSent",
+    Outcome.RETRIED: "NotificationRetried",
+    Outcome.FAILED: "NotificationFailed",
+    Outcome.UNKNOWN: "NotificationUnknown",
+}
+LATENCY = "WhatsAppLatency"
 
 
 def send_due(
@@ -101,6 +113,7 @@ def send_due(
     for row_id in outbox.expire_leases(conn):
         logger.warning("outbox %s: lease expired while sending; now unknown", row_id)
         counts["expired"] += 1
+        emf.count(METRIC_BY_OUTCOME[Outcome.UNKNOWN])
 
     def claim() -> list[OutboxRow]:
         return outbox.claim_due(conn, limit=1, lease_s=policy.lease_s)
@@ -152,7 +165,8 @@ def _send_claimed(
         rows = claim()
         if not rows:
             return
-        outcome, stop = _send_one(conn, client, rows[0], policy, rng)
+        with logs.correlated(rows[0].correlation_id):
+            outcome, stop = _send_one(conn, client, rows[0], policy, rng)
         counts[outcome] += 1
         if stop:
             return
@@ -161,14 +175,20 @@ def _send_claimed(
 def _send_one(
     conn: "psycopg.Connection[Any]", client: TemplateSender, row: OutboxRow, policy: RetryPolicy, rng: random.Random
 ) -> tuple[Outcome, bool]:
-    """Send one claimed row and record what happened; returns the outcome and whether to stop the batch."""
+    """Send one claimed row and record what happened; returns the outcome and whether to stop the batch.
+
+    A row that does not fit its template (``chalicelib.whatsapp_templates``) fails
+    without a send: WhatsApp would refuse it (132000, 132001) and count it against us.
+    """
     components = row.payload.get("components", [])
     language = row.payload.get("language", DEFAULT_LANGUAGE)
-    if not isinstance(components, list) or not isinstance(language, str):
-        error = "bad payload: components must be a list and language a string"
+    template = TEMPLATE_BY_NAME.get(row.template)
+    problems = ["no such template"] if template is None else template.problems(components, language)
+    if problems:
+        error = f"does not fit template {row.template!r}: {'; '.join(problems)}"
         return _record(outbox.mark_failed(conn, row.id, row.attempts, error), row, Outcome.FAILED, None), False
     try:
-        message_id = client.send_template(row.recipient, row.template, components=components, language=language)
+        message_id = _timed_send(client, row, components, language)
     except WhatsAppRetryableError as error:
         stop = error.code not in PER_RECIPIENT_CODES
         text = error.describe(with_details=not row.sensitive)
@@ -191,7 +211,17 @@ def _send_one(
     return _record(outbox.mark_sent(conn, row.id, row.attempts, message_id), row, Outcome.SENT, None), False
 
 
+def _timed_send(client: TemplateSender, row: OutboxRow, components: list[Any], language: str) -> str:
+    """``client.send_template`` for ``row``, its duration counted as ``WhatsAppLatency`` whatever the answer."""
+    started = time.perf_counter()
+    try:
+        return client.send_template(row.recipient, row.template, components=components, language=language)
+    finally:
+        emf.timing(LATENCY, (time.perf_counter() - started) * 1000)
+
+
 def _record(recorded: bool, row: OutboxRow, outcome: Outcome, error: WhatsAppError | None) -> Outcome:
+    emf.count(METRIC_BY_OUTCOME[outcome], by=row.template)
     code = error.code if error else None
     status = error.http_status if error else None
     if not recorded:

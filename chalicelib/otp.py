@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from chalicelib.config import ConfigurationError
+from chalicelib.whatsapp_templates import REGISTRATION_OTP
 
 CODE_DIGITS = 6
 VALID_FOR = timedelta(minutes=10)
@@ -22,7 +23,7 @@ MAX_FAILED_ATTEMPTS = 5
 RESEND_AFTER = timedelta(minutes=1)
 # After this many codes for one registration, staff verify by phone instead.
 MAX_CODES = 5
-TEMPLATE = "registration_otp"
+TEMPLATE = REGISTRATION_OTP.name
 
 
 def new_code() -> str:
@@ -46,14 +47,6 @@ def message_payload(code: str) -> dict[str, Any]:
     """The outbox payload of an authentication-template message carrying ``code``.
 
     WhatsApp authentication templates take the code twice: in the body and in the
-    copy-code button.
+    copy-code button (``REGISTRATION_OTP.components``).
     """
-    text = [{"type": "text", "text": code}]
-    return {
-        "language": "id",
-        "sensitive": True,
-        "components": [
-            {"type": "body", "parameters": text},
-            {"type": "button", "sub_type": "url", "index": "0", "parameters": text},
-        ],
-    }
+    return {"language": REGISTRATION_OTP.language, "sensitive": True, "components": REGISTRATION_OTP.components(code)}

@@ -20,6 +20,7 @@ import pytest
 
 from chalicelib.notifications import RetryPolicy, send_due
 from chalicelib.whatsapp import WhatsAppClient
+from chalicelib.whatsapp_templates import CUSTOMER_CREATED
 from devstack.whatsapp import FakeWhatsApp, Reply
 
 ROWS = 40
@@ -39,7 +40,7 @@ def add_rows(conn: psycopg.Connection[Any], count: int) -> dict[str, str]:
     for index in range(count):
         key = f"fault:{uuid.uuid4()}"
         recipient = f"+62812{70_000_000 + index:08d}"
-        payload = {"components": [{"type": "body", "parameters": [{"type": "text", "text": key}]}], "language": "id"}
+        payload = {"components": CUSTOMER_CREATED.components(key, "CUS-0000001", "INS-0000001"), "language": "id"}
         conn.execute(
             "INSERT INTO notification_outbox (dedupe_key, recipient, template, payload) VALUES (%s, %s, %s, %s)",
             (key, recipient, "customer_created", json.dumps(payload)),
