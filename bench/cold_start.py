@@ -213,7 +213,11 @@ def _run(case: Case, cwd: Path, python: list[str], env: dict[str, str], ids: Any
 def _check(case: Case, done: subprocess.CompletedProcess[str]) -> None:
     if done.returncode != 0:
         raise RuntimeError(f"{case.name} failed: {done.stderr[-2000:]}")
-    answer = json.loads(done.stdout) if done.stdout.startswith(("{", "[")) else None
+    # The handler's answer is the last line; before it, at most the invocation's one EMF metrics line.
+    *before, last = done.stdout.splitlines() or [""]
+    if len(before) > 1 or any('"_aws"' not in line for line in before):
+        raise RuntimeError(f"{case.name}: more than one metrics line before the answer: {before!r}")
+    answer = json.loads(last) if last.startswith(("{", "[")) else None
     ok = (
         (case.function == "api" and (answer or {}).get("statusCode") == 200)
         or (case.function == "worker" and answer == {"batchItemFailures": []})

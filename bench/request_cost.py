@@ -24,7 +24,7 @@ import statistics
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,7 @@ def _create_params(package: str) -> dict[str, Any]:
         "otp_valid_for": otp.VALID_FOR,
         "otp_template": otp.TEMPLATE,
         "otp_payload": Jsonb(otp.message_payload(code)),
+        "correlation_id": str(uuid.uuid4()),
     }
 
 
@@ -242,12 +243,13 @@ def _list_params() -> dict[str, Any]:
 
 @contextmanager
 def _quiet_logs() -> Iterator[None]:
-    """Request logs formatted and written as usual, but to /dev/null rather than the terminal."""
+    """Request logs (and each invocation's EMF metrics line, on stdout) formatted and written as usual,
+    but to /dev/null rather than the terminal."""
     import app  # noqa: F401  (configures the logs)
 
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
     streams = [h.stream for h in handlers]
-    with open(os.devnull, "w") as sink:
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
         for handler in handlers:
             handler.setStream(sink)
         try:

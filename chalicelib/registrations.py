@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from chalicelib import otp, repository
+from chalicelib import emf, logs, otp, repository
 from chalicelib.auth import Staff, require
 from chalicelib.errors import (
     BadRequestError,
@@ -98,6 +98,7 @@ def register(
         "otp_valid_for": otp.VALID_FOR,
         "otp_template": otp.TEMPLATE,
         "otp_payload": otp.message_payload(code),
+        "correlation_id": logs.correlation_id(),
     }
     try:
         if idempotency_key is None:
@@ -117,6 +118,7 @@ def register(
         ) from None
     if created is None:
         raise BadRequestError("package_id names no active package", {"field": "package_id"})
+    emf.count("RegistrationCreated")
     return Registered(201, created[0], [created[1]])
 
 
@@ -187,11 +189,13 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         raise NotFoundError("no such registration")
     if registration is None:
         raise not_allowed(action, RegistrationStatus(before))
+    emf.count("TransitionApplied", by=action.value)
     return registration
 
 
 def not_allowed(action: Action, status: RegistrationStatus) -> TransitionNotAllowedError:
-    """The 409 for ``action`` tried from ``status``."""
+    """The 409 for ``action`` tried from ``status``; counted as ``TransitionRefused`` (every such 409 is built here)."""
+    emf.count("TransitionRefused", by=action.value)
     return TransitionNotAllowedError(
         f"{action} is not allowed from {status}"
         + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),

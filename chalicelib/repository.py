@@ -65,8 +65,8 @@ WITH package AS (
     INSERT INTO registration_otps (registration_id, code_hash, expires_at)
     SELECT id, %(otp_hash)s, now() + %(otp_valid_for)s FROM r
 ), outbox AS (
-    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
-    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s, %(otp_payload)s FROM r
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload, correlation_id)
+    SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s, %(otp_payload)s, %(correlation_id)s FROM r
     RETURNING id
 )
 SELECT {_REGISTRATION}, (SELECT id FROM outbox) FROM r
@@ -255,8 +255,10 @@ WITH r AS (
        AND o.codes_sent < %(max_codes)s
     RETURNING o.codes_sent
 ), outbox AS (
-    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
-    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s, %(otp_payload)s FROM r, o
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload, correlation_id)
+    SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s, %(otp_payload)s,
+           %(correlation_id)s
+      FROM r, o
     RETURNING id
 )
 SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s

@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
-from chalicelib import otp, repository
+from chalicelib import logs, otp, repository
 from chalicelib.auth import Staff
 from chalicelib.errors import (
     BadRequestError,
@@ -99,6 +99,7 @@ def resend_code(conn: "psycopg.Connection[Any]", registration_id: str, otp_key: 
             "resend_after": otp.RESEND_AFTER,
             "max_codes": otp.MAX_CODES,
             "pending": RegistrationStatus.PENDING_VERIFICATION.value,
+            "correlation_id": logs.correlation_id(),
         },
     )
     if row is None:
