@@ -1,8 +1,9 @@
-"""Entry points: API Gateway routes, the SQS worker, and the ``migrate`` Lambda.
+"""Entry points: API Gateway routes, the SQS worker, the scheduled functions and the ``migrate`` Lambda.
 
 Each handler translates its event and calls one function of chalicelib; heavy
 modules (psycopg, boto3, pydantic models, JWT) are imported at first use so that
-cold start stays light.  Errors become JSON in one place, ``chalicelib.http``.
+cold start stays light.  Errors become JSON in one place, ``chalicelib.web.responses``.
+What the container builds once lives on ``runtime`` (``chalicelib.platform.runtime``).
 """
 
 import functools
@@ -14,17 +15,17 @@ from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib import emf, logs
-from chalicelib.runtime import Database
+from chalicelib.platform import emf, logs
+from chalicelib.platform.runtime import Runtime
 
 logs.configure()
 app = Chalice(app_name="registration-backend", configure_logs=False)
-database = Database()
+runtime = Runtime()
 request_log = logging.getLogger("registration.request")
 
 
 def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``app.route`` whose errors are translated by ``chalicelib.http``."""
+    """``app.route`` whose errors are translated by ``chalicelib.web.responses``."""
 
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
@@ -32,7 +33,7 @@ def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
             try:
                 return view(**kwargs)
             except Exception as error:
-                from chalicelib.http import translate
+                from chalicelib.web.responses import translate
 
                 status, body, headers = translate(error)
                 return Response(body=body, status_code=status, headers=dict(headers))
@@ -73,7 +74,7 @@ def pinned_error_bodies(event: Any, get_response: Callable[[Any], Response]) -> 
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        from chalicelib.http import error_body
+        from chalicelib.web.responses import error_body
 
         response.body = error_body(str(body["Code"]), str(body["Message"]))
     return response
@@ -81,103 +82,95 @@ def pinned_error_bodies(event: Any, get_response: Callable[[Any], Response]) -> 
 
 @api("/openapi.json", methods=["GET"])
 def openapi_document() -> Any:
-    from chalicelib.openapi import document
+    from chalicelib.web.openapi import document
 
     return document()
 
 
 @api("/packages", methods=["GET"])
 def list_packages() -> Any:
-    from chalicelib import registrations
+    from chalicelib.registrations import service
 
-    return database.run(registrations.list_packages)
+    return runtime.database.run(service.list_packages)
 
 
 @api("/packages", methods=["POST"])
 def create_package() -> Response:
-    from chalicelib import registrations
-    from chalicelib.models import PackageIn
+    from chalicelib.registrations import service
+    from chalicelib.registrations.models import PackageIn
 
     staff, body = _staff(), _body(PackageIn)
-    return Response(database.run(lambda conn: registrations.create_package(conn, staff, body)), status_code=201)
+    return Response(runtime.database.run(lambda conn: service.create_package(conn, staff, body)), status_code=201)
 
 
 @api("/registrations", methods=["POST"])
 def create_registration() -> Response:
-    from chalicelib import registrations
-    from chalicelib.config import settings
-    from chalicelib.models import RegistrationIn
+    from chalicelib.registrations import service
+    from chalicelib.registrations.models import RegistrationIn
 
     body, key = _body(RegistrationIn), _request().headers.get("idempotency-key")
-    done = database.run(lambda conn: registrations.register(conn, body, settings().otp_hash_key, key))
+    done = runtime.database.run(lambda conn: service.register(conn, body, runtime.settings.otp_hash_key, key))
     _notify(done.outbox_ids)
     return Response(done.body, status_code=done.status)
 
 
 @api("/registrations", methods=["GET"])
 def list_registrations() -> Any:
-    from chalicelib import registrations
-    from chalicelib.models import ListQuery
+    from chalicelib.registrations import service
+    from chalicelib.registrations.models import ListQuery
 
     staff = _staff()
     query = ListQuery.model_validate(dict(_request().query_params or {}))
-    return database.run(lambda conn: registrations.list_registrations(conn, staff, query))
+    return runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
 
 
 @api("/registrations/{registration_id}", methods=["GET"])
 def get_registration(registration_id: str) -> Any:
-    from chalicelib import registrations
+    from chalicelib.registrations import service
 
     _staff()
-    return database.run(lambda conn: registrations.get_registration(conn, registration_id))
+    return runtime.database.run(lambda conn: service.get_registration(conn, registration_id))
 
 
 @api("/registrations/{registration_id}/resend-code", methods=["POST"])
 def resend_code(registration_id: str) -> Any:
-    from chalicelib import verification
-    from chalicelib.config import settings
+    from chalicelib.registrations import verification
 
-    body, outbox_ids = database.run(
-        lambda conn: verification.resend_code(conn, registration_id, settings().otp_hash_key)
-    )
+    key = runtime.settings.otp_hash_key
+    body, outbox_ids = runtime.database.run(lambda conn: verification.resend_code(conn, registration_id, key))
     _notify(outbox_ids)
     return body
 
 
+@api("/registrations/{registration_id}/create-customer", methods=["POST"])
+def request_customer(registration_id: str) -> Response:
+    from chalicelib.customers import service
+
+    staff, queue_url = _staff(), runtime.settings.customer_queue_url
+    answer = runtime.database.run(
+        lambda conn: service.request_customer(conn, registration_id, staff, runtime.sqs, queue_url)
+    )
+    return Response(answer.body, status_code=202 if answer.queued else 200)
+
+
 @api("/registrations/{registration_id}/{action}", methods=["POST"])
 def act_on_registration(registration_id: str, action: str) -> Any:
-    from chalicelib import registrations, verification
-    from chalicelib.config import settings
-    from chalicelib.errors import NotFoundError
-    from chalicelib.workflow import Action
+    from chalicelib.registrations import actions
+    from chalicelib.web.auth import authenticate_if_sent
 
-    if action == Action.CREATE_CUSTOMER:
-        return _request_customer(registration_id)
-    known = {a.value: a for a in registrations.BODY_BY_ACTION}
-    if action not in known:
-        raise NotFoundError(f"no action {action!r}", {"actions": sorted(known)})
-    model = registrations.BODY_BY_ACTION[known[action]]
+    step, model = actions.parse_action(action)
     body = None if model is None else _body(model)
-    staff, key = _staff() if _request().headers.get("authorization") else None, settings().otp_hash_key
-    return database.run(lambda conn: verification.perform(conn, registration_id, known[action], staff, body, key))
-
-
-def _request_customer(registration_id: str) -> Response:
-    from chalicelib import customers, sqs
-    from chalicelib.config import settings
-
-    staff, queue_url = _staff(), settings().customer_queue_url
-    answer = database.run(lambda conn: customers.request_customer(conn, registration_id, staff, sqs.client, queue_url))
-    return Response(answer.body, status_code=202 if answer.queued else 200)
+    staff, key = authenticate_if_sent(_request().headers, runtime), runtime.settings.otp_hash_key
+    return runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
 
 
 @app.on_sqs_message(queue="create-customer", batch_size=10, name="customer_worker")
 def customer_worker(event: Any) -> dict[str, Any]:
     """Create each record's customer; ``{"batchItemFailures": [...]}`` names the records to retry."""
-    from chalicelib import customers
+    from chalicelib.customers import service
 
     with emf.invocation("customer_worker"):
-        return customers.create_customers(database, event.to_dict()["Records"], notify=_notify)
+        return service.create_customers(runtime.database, event.to_dict()["Records"], notify=_notify)
 
 
 @app.lambda_function(name="migrate")
@@ -191,42 +184,41 @@ def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.schedule("rate(1 minute)", name="send_notifications")
 def send_notifications(event: Any) -> dict[str, Any]:
     """Send what is due in the outbox: retries, and whatever ``_notify`` could not send."""
-    from chalicelib import delivery
+    from chalicelib.notifications import service
 
     with emf.invocation("send_notifications"):
-        return delivery.send_due(database)
+        return service.send_due(runtime)
 
 
 @app.schedule("rate(1 day)", name="purge_idempotency_keys")
 def purge_idempotency_keys(event: Any) -> dict[str, int]:
     """Forget Idempotency-Keys older than a day, so that the table does not grow without end."""
-    from chalicelib import registrations
+    from chalicelib.registrations import service
 
-    return {"purged": database.run(registrations.purge_idempotency_keys)}
+    return {"purged": runtime.database.run(service.purge_idempotency_keys)}
 
 
 def _notify(outbox_ids: list[uuid.UUID]) -> None:
-    from chalicelib import delivery
+    from chalicelib.notifications import service
 
-    delivery.send_committed(database, outbox_ids)
+    service.send_committed(runtime, outbox_ids)
 
 
 def _staff() -> Any:
-    from chalicelib.auth import authenticate
-    from chalicelib.config import settings
+    from chalicelib.web.auth import authenticate
 
-    return authenticate(_request().headers, settings())
+    return authenticate(_request().headers, runtime)
 
 
 def _body(model: Any) -> Any:
-    from chalicelib.http import parse_size
+    from chalicelib.web.requests import parse_body
 
     raw = _request().raw_body
-    parse_size(raw if isinstance(raw, bytes) else None)
-    return model.model_validate_json(raw or b"")
+    return parse_body(raw if isinstance(raw, bytes) else None, model)
 
 
 def _request() -> Any:
     request = app.current_request
-    assert request is not None, "only called while handling a request"
+    if request is None:
+        raise RuntimeError("only called while handling a request")
     return request

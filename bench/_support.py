@@ -119,19 +119,18 @@ def server_version(url: str) -> str:
 
 
 def use_database(url: str, **extra_env: str | None) -> Any:
-    """Point the app module at ``url`` (with the bench's secrets) and return it, connection reset."""
+    """Point the app module at ``url`` (with the bench's secrets) and return it, with a new container's runtime."""
     os.environ.update({"DATABASE_URL": url, "AUTH_JWT_SECRET": JWT_SECRET, "OTP_HASH_KEY": OTP_KEY})
     for name, value in extra_env.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    from chalicelib import config
-
-    config.settings.cache_clear()
     import app
+    from chalicelib.platform.runtime import Runtime
 
-    app.database.reset()
+    app.runtime.database.reset()
+    app.runtime = Runtime()
     return app
 
 

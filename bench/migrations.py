@@ -34,9 +34,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from bench import _support
-from chalicelib.config import Settings
 from chalicelib.migrate import runner
 from chalicelib.migrate.files import load_migrations
+from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import CONTRACT
 from chalicelib.statuses import RegistrationStatus
 

@@ -6,7 +6,7 @@ For ``POST /registrations``, one transition (``POST /registrations/{id}/schedule
 with a ``cs`` token) and ``GET /registrations`` (one page of 20): median and p99 of
 ``app.app(event, context)`` (what Lambda calls; warm, on the container's one
 connection), beside the statement the handler sends (imported from
-``chalicelib.repository``, so it is the same SQL) run directly with psycopg on one
+``chalicelib.registrations.repository``, so it is the same SQL) run directly with psycopg on one
 connection, with the same parameters made ahead.  Round trips per request are
 counted from libpq's protocol trace, after warm-up (psycopg prepares a statement
 on its sixth use; that one extra round trip happens once per container).
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 app, bare, lambda: _list_event(cs), lambda: _list_params(), _sql("_LIST"), n
             )
         result["POST /registrations, OTP sent to the fake WhatsApp"] = _with_whatsapp(url, package, n)
-        app.database.reset()
+        app.runtime.database.reset()
     result["targets"] = _targets(result)
     return result
 
@@ -121,7 +121,7 @@ def _call(app: Any, event: dict[str, Any]) -> None:
 
 
 def _round_trips(app: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
-    conn = app.database.run(lambda conn: conn)
+    conn = app.runtime.database.run(lambda conn: conn)
     counts = []
     for event in events:
         with _support.count_round_trips(conn) as counted:
@@ -154,7 +154,7 @@ def _with_whatsapp(url: str, package: str, n: int) -> dict[str, Any]:
 
 
 def _sql(name: str) -> str:
-    from chalicelib import repository
+    from chalicelib.registrations import repository
 
     return str(getattr(repository, name))
 
@@ -183,7 +183,7 @@ def _create_event(package: str) -> dict[str, Any]:
 def _create_params(package: str) -> dict[str, Any]:
     from psycopg.types.json import Jsonb
 
-    from chalicelib import otp
+    from chalicelib.registrations import otp
 
     body = _unique_body(package)
     registration_id = uuid.uuid4()

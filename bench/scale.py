@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 offset = _support.timed(lambda: bare.execute(offset_sql, offset_params).fetchall())[0]
                 samples[f"page {page}, OFFSET"].append(offset)
             plans = _plans(bare, cursor)
-        app.database.reset()
+        app.runtime.database.reset()
     figures = {name: _support.summary(values) for name, values in samples.items()}
     keyset_ratio = _support.ratio(figures[f"page {page}, keyset"]["median_ms"], figures["page 1"]["median_ms"])
     offset_ratio = _support.ratio(figures[f"page {page}, OFFSET"]["median_ms"], figures["page 1"]["median_ms"])
@@ -109,7 +109,7 @@ def _event(token: dict[str, str], cursor: str | None) -> dict[str, Any]:
 
 def _cursor_for(url: str, page: int) -> str:
     """The cursor the API gives with page ``page - 1``: the last row of that page."""
-    from chalicelib.registrations import _encode_cursor
+    from chalicelib.registrations.service import _encode_cursor
 
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -122,7 +122,7 @@ def _cursor_for(url: str, page: int) -> str:
 
 
 def _list_sql() -> str:
-    from chalicelib.repository import _LIST
+    from chalicelib.registrations.repository import _LIST
 
     return str(_LIST)
 
@@ -135,7 +135,7 @@ def _offset_statement(page: int) -> tuple[str, dict[str, Any]]:
 
 
 def _plans(conn: psycopg.Connection[Any], cursor: str) -> dict[str, str]:
-    from chalicelib.registrations import _decode_cursor
+    from chalicelib.registrations.service import _decode_cursor
 
     after_created_at, after_id = _decode_cursor(cursor)
     params = dict.fromkeys(("status", "city", "created_from", "created_to")) | {"limit": PAGE_SIZE + 1}

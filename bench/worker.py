@@ -25,7 +25,7 @@ import psycopg
 
 from bench import _support
 from bench.request_cost import _quiet_logs
-from chalicelib.messages import CreateCustomer
+from chalicelib.customers.messages import CreateCustomer
 
 TARGET_ROUND_TRIPS = 2
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "round_trips_per_record": round(counted.count / args.traced_records, 2),
             }
             if name == "one_statement_worker":
-                _support.use_database(url).database.reset()
+                _support.use_database(url).runtime.database.reset()
             else:
                 conn.close()
 
@@ -90,7 +90,7 @@ def _worker_handler(url: str) -> tuple[Handler, psycopg.Connection[Any]]:
     """The app's ``customer_worker`` as Lambda calls it, on the app's one connection."""
     app = _support.use_database(url)
     function = app.app.handler_map["customer_worker"]
-    conn = app.database.run(lambda conn: conn)
+    conn = app.runtime.database.run(lambda conn: conn)
     return (lambda records: function({"Records": records}, None)), conn
 
 

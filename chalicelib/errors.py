@@ -1,4 +1,4 @@
-"""Domain errors.  ``chalicelib.http`` turns them into the pinned JSON error body."""
+"""Domain errors.  ``chalicelib.web.responses`` turns them into the pinned JSON error body."""
 
 from typing import Any
 

@@ -4,7 +4,8 @@ The SQL CHECK constraints, partial index predicates and column defaults in
 ``migrations/`` must agree with these enums; ``chalicelib.schema_contract`` says
 where each one is spelled and ``python -m chalicelib.migrate verify`` proves the
 live database agrees.  Adding a member here without a migration fails the test
-suite (``tests/integration/test_schema_contract.py``) and the deploy.
+suite (``test_a_status_added_to_the_code_without_a_migration_fails`` in
+``tests/integration/test_verify_drift.py``) and the deploy.
 """
 
 from enum import StrEnum

@@ -7,19 +7,13 @@ Run ``python -m chalicelib.workflow`` to print the Mermaid diagram.
 
 from dataclasses import dataclass
 from enum import StrEnum
+from uuid import UUID
 
+from chalicelib.errors import NotFoundError, TransitionNotAllowedError
+from chalicelib.staff import Role
 from chalicelib.statuses import ACTIVE_STATUSES, INITIAL_STATUS, TERMINAL_STATUSES, RegistrationStatus
 
 S = RegistrationStatus
-
-
-class Role(StrEnum):
-    """Staff roles, carried in the token's ``cognito:groups`` claim."""
-
-    CS = "cs"
-    SURVEYOR = "surveyor"
-    APPROVER = "approver"
-    ADMIN = "admin"
 
 
 class Action(StrEnum):
@@ -77,6 +71,27 @@ TRANSITION_BY_ACTION: dict[Action, Transition] = {t.action: t for t in TRANSITIO
 def allowed_actions(status: RegistrationStatus) -> list[Action]:
     """The actions that may start from ``status``, in table order."""
     return [t.action for t in TRANSITIONS if status in t.sources]
+
+
+def not_allowed(action: Action, status: RegistrationStatus) -> TransitionNotAllowedError:
+    """The 409 for ``action`` tried from ``status``: it names the current status and what is allowed from it."""
+    return TransitionNotAllowedError(
+        f"{action} is not allowed from {status}"
+        + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),
+        {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
+    )
+
+
+def _unfeasible(action: Action, status: RegistrationStatus) -> bool:
+    return action is Action.APPROVE and status is RegistrationStatus.SURVEY_COMPLETED
+
+
+def parse_registration_id(value: str) -> UUID:
+    """A registration id from a URL; anything else is no registration (``NotFoundError``, 404)."""
+    try:
+        return UUID(value)
+    except ValueError:
+        raise NotFoundError("no such registration") from None
 
 
 def reachable_statuses() -> frozenset[RegistrationStatus]:

@@ -370,9 +370,6 @@ def run_until_interrupted(ports: Ports, stops: list[Callable[[], None]], started
     stops.append(lambda: stop_process_group(api))
     # The handlers Lambda would run, in this process, with the same settings as the API.
     os.environ.update(env)
-    from chalicelib import config
-
-    config.settings.cache_clear()  # migrate read them before the stack's settings were in place
     import app
 
     loop = WorkerLoop(sqs, queue_url, app.customer_worker, app.send_notifications)

@@ -12,7 +12,7 @@
 - X-Ray: the API stage traced too (``.chalice/config.json`` turns on active tracing
   for every function), and each function's role allowed to write its segments.
 
-The custom metrics are the EMF lines the code writes (``chalicelib.emf``): namespace
+The custom metrics are the EMF lines the code writes (``chalicelib.platform.emf``): namespace
 ``RegistrationBackend``, dimension ``Stage``, a breakdown as ``Metric.value``.
 """
 

@@ -69,7 +69,7 @@ def add_observability(template: dict[str, object], stage: str, path: Path) -> di
     sys.path.insert(0, str(ROOT))
     import observability
 
-    from chalicelib.whatsapp_templates import TEMPLATES
+    from chalicelib.notifications.templates import TEMPLATES
 
     observability.add(template, stage, tuple(t.name for t in TEMPLATES))
     path.write_text(json.dumps(template, indent=2))

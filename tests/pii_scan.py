@@ -1,6 +1,6 @@
 """A pytest plugin: every log line the suite produces, scanned for unmasked phone numbers and e-mail addresses.
 
-At session start it configures logging as the Lambdas do (``chalicelib.logs.configure``:
+At session start it configures logging as the Lambdas do (``chalicelib.platform.logs.configure``:
 masking in the record factory, JSON lines) and adds a root handler that formats each
 record with ``JsonFormatter`` and searches the line for an Indonesian mobile number
 (``+62 8…`` / ``08…``) or an e-mail address.  Any hit fails the session, and the
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import logs
+from chalicelib.platform import logs
 
 PHONE = re.compile(r"(?<![\w*-])(?:\+?62|0)8\d{8,11}(?![\w*])")
 EMAIL = re.compile(r"(?<![\w*.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

@@ -157,8 +157,8 @@ def check(url: str, deliveries: list[list[Any]], outcomes: Counter[str]) -> dict
 
 def _drain_outbox(url: str) -> list[list[Any]]:
     """After the load: send whatever is pending, time moved forward, until quiet."""
-    from chalicelib.notifications import send_due
-    from chalicelib.whatsapp import WhatsAppClient
+    from chalicelib.notifications.sender import send_due
+    from chalicelib.notifications.whatsapp import WhatsAppClient
     from devstack.whatsapp import FakeWhatsApp
 
     with FakeWhatsApp() as fake, psycopg.connect(url, autocommit=True) as conn:

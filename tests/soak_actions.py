@@ -61,7 +61,7 @@ class Container:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.db.close()
-        self.app.database.reset()
+        self.app.runtime.database.reset()
         self._mock.stop()
         self.whatsapp.stop()
 
@@ -188,19 +188,19 @@ class Container:
             self._run_worker(records)
 
     def _run_worker(self, records: list[dict[str, Any]]) -> None:
-        from chalicelib import customers
+        from chalicelib.customers import service as customers
 
-        result = customers.create_customers(self.app.database, records, notify=self.app._notify)
+        result = customers.create_customers(self.app.runtime.database, records, notify=self.app._notify)
         failed = len(result["batchItemFailures"])
         self.outcomes["sqs record acknowledged"] += len(records) - failed
         self.outcomes["sqs record failed"] += failed
 
     def send_due(self) -> None:
-        from chalicelib import notifications
-        from chalicelib.whatsapp import WhatsAppClient
+        from chalicelib.notifications import sender as notifications
+        from chalicelib.notifications.whatsapp import WhatsAppClient
 
         client = WhatsAppClient(self.whatsapp.api_url, self.whatsapp.phone_number_id, str(self.whatsapp.token))
-        counts = self.app.database.run(lambda conn: notifications.send_due(conn, client, limit=20))
+        counts = self.app.runtime.database.run(lambda conn: notifications.send_due(conn, client, limit=20))
         self.outcomes["send_notifications run"] += 1
         self.outcomes["send_notifications sent"] += counts["sent"]
 

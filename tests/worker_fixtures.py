@@ -5,8 +5,8 @@ from typing import Any
 
 def deliver_in_process(url: str, record: dict[str, Any], barrier: Any, results: Any) -> None:
     """One Lambda container's worth: its own connection, one delivery of ``record``."""
-    from chalicelib import customers
-    from chalicelib.runtime import Database
+    from chalicelib.customers import service as customers
+    from chalicelib.platform.database import Database
 
     database = Database(url=lambda: url)
     database.run(lambda conn: conn.execute("SELECT 1"))  # connected before the race starts

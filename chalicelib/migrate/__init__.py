@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import ConfigurationError, Settings
-from chalicelib.config import settings as env_settings
 from chalicelib.migrate.report import Drift, Report
+from chalicelib.platform.settings import ConfigurationError, Settings
 from chalicelib.schema_contract import CONTRACT, EnumColumn
 
 ACTIONS = ("plan", "apply", "verify")
@@ -38,15 +37,17 @@ def run(
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
-    from chalicelib import db
     from chalicelib.migrate import runner
     from chalicelib.migrate.files import MigrationFilesError, load_migrations
+    from chalicelib.platform import database as db
+    from chalicelib.platform.runtime import Runtime
 
     started = time.perf_counter()
-    settings = settings or env_settings()
+    runtime = Runtime(settings=settings)
+    settings = runtime.settings
     try:
         files = load_migrations(migrations_dir)
-        url = database_url or db.conninfo(settings)
+        url = database_url or runtime.conninfo()
         with db.connect(url, settings) as conn:
             if action == "apply":
                 report = runner.apply(conn, files, contract, settings)

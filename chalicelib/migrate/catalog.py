@@ -93,7 +93,8 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str]) -> Catalog:
     except psycopg.errors.UndefinedTable:
         queries += 1
         row = conn.execute(_QUERY.format(history="NULL::jsonb", enforced=enforced), {"tables": tables}).fetchone()
-    assert row is not None
+    if row is None:  # a SELECT without FROM always returns one row
+        raise RuntimeError("the catalog query returned no row")
     database, server_version, history, checks, columns, indexes = row
     return Catalog(
         database=database,

@@ -11,11 +11,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings
 from chalicelib.migrate.catalog import HISTORY_TABLE, read_catalog
 from chalicelib.migrate.files import MigrationFile
 from chalicelib.migrate.report import Drift, Report
 from chalicelib.migrate.verify import compare_contract, compare_history
+from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import EnumColumn
 
 if TYPE_CHECKING:

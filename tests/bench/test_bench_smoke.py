@@ -13,18 +13,17 @@ import pytest
 import app as app_module
 from bench import __main__ as bench_main
 from bench import _support
-from chalicelib import config
 
 
 @pytest.fixture
 def restored_environment() -> Iterator[None]:
     """The benchmarks point the app at their databases through the environment: undo that."""
-    saved = dict(os.environ)
+    saved, runtime = dict(os.environ), app_module.runtime
     yield
-    app_module.database.reset()
+    app_module.runtime.database.reset()
+    app_module.runtime = runtime
     os.environ.clear()
     os.environ.update(saved)
-    config.settings.cache_clear()
 
 
 # Split so that pytest-xdist runs them side by side; the cost on paper needs the two together.

@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
-from chalicelib import customers
-from chalicelib.runtime import Database
+from chalicelib.customers import service as customers
+from chalicelib.platform.database import Database
 
 KILLED = 137
 

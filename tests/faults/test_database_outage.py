@@ -3,7 +3,7 @@
 What must hold: every request during the outage is a 503 with ``Retry-After``; every
 request that got a 2xx is in the database; a request that failed left nothing behind
 (checked the moment the server is back, before any retry); and the same warm
-container (``app.database``, never reset by the test) serves again once the server
+container (``app.runtime.database``, never reset by the test) serves again once the server
 is back.  Each failed step is retried later, so at the end every registration's
 history is exactly the sequence of steps that succeeded.
 """
@@ -21,12 +21,12 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import config
 from chalicelib.migrate import run
 from chalicelib.workflow import Action
 from tests.conftest import MIGRATIONS, Databases
 from tests.faults.own_postgres import OwnPostgres
 from tests.integration.api import BODY_BY_ACTION, JSON, OTP_KEY, SECRET, post, token
+from tests.support.runtime import new_container
 
 # The staff steps from a new registration to approved, and who takes each.
 STEPS: list[tuple[Action, str]] = [
@@ -65,12 +65,10 @@ def api(own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
     for name in ("WHATSAPP_API_URL", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    config.settings.cache_clear()
-    app_module.database.reset()
+    new_container(monkeypatch)
     with Client(app_module.app, stage_name="local") as client:
         yield client, url
-    app_module.database.reset()
-    config.settings.cache_clear()
+    app_module.runtime.database.reset()
 
 
 class Stream:
@@ -171,7 +169,7 @@ def test_requests_during_an_outage_are_503_and_leave_nothing(
         client, "/packages", {"name": "Rumah 20", "speed_mbps": 20, "monthly_price_idr": 200_000}, token("admin")
     )
     stream = Stream(client, package.json_body["id"], seed=11)
-    container = app_module.database
+    container = app_module.runtime.database
 
     before = [stream.step() for _ in range(40)]
     assert all(status < 500 for status in before)
@@ -187,7 +185,7 @@ def test_requests_during_an_outage_are_503_and_leave_nothing(
     after = [stream.step() for _ in range(60)]
     assert all(status < 500 for status in after), stream.answers[-60:]
     assert after.count(200) + after.count(201) > 0, "the same container serves again"
-    assert app_module.database is container
+    assert app_module.runtime.database is container
     # Everything left unfinished is finished now; each 503 was retried.
     for _ in range(200):
         if all(a.id is not None and a.finished for a in stream.applicants):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg
 
-from chalicelib.config import Settings
 from chalicelib.migrate import run
+from chalicelib.platform.settings import Settings
 
 ALTER = "ALTER TABLE customer_registrations ADD COLUMN referral_code text;\n"
 

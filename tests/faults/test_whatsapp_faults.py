@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib.notifications import RetryPolicy, send_due
-from chalicelib.whatsapp import WhatsAppClient
-from chalicelib.whatsapp_templates import CUSTOMER_CREATED
+from chalicelib.notifications.sender import RetryPolicy, send_due
+from chalicelib.notifications.templates import CUSTOMER_CREATED
+from chalicelib.notifications.whatsapp import WhatsAppClient
 from devstack.whatsapp import FakeWhatsApp, Reply
 
 ROWS = 40

@@ -20,16 +20,17 @@ from chalice.test import Client
 from moto.server import ThreadedMotoServer
 
 import app as app_module
-from chalicelib import config, customers, sqs
-from chalicelib.notifications import send_due
-from chalicelib.runtime import Database
-from chalicelib.whatsapp import WhatsAppClient
+from chalicelib.customers import service as customers
+from chalicelib.notifications.sender import send_due
+from chalicelib.notifications.whatsapp import WhatsAppClient
+from chalicelib.platform.database import Database
 from devstack.whatsapp import FakeWhatsApp
 from tests import sqs_events
 from tests.conftest import ROOT
 from tests.faults.kill_worker import KILLED
 from tests.integration.api import OTP_KEY, SECRET, force_status, post, register, token
 from tests.integration.test_customer_worker import CREATED, NOTHING, counts
+from tests.support.runtime import new_container
 
 
 def test_a_worker_killed_after_commit_creates_nothing_twice_on_redelivery(
@@ -112,13 +113,9 @@ def sqs_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SqsEndpoint,
     try:
         url = boto3.client("sqs").create_queue(QueueName=f"create-customer-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         monkeypatch.setenv("CUSTOMER_QUEUE_URL", url)
-        config.settings.cache_clear()
-        sqs.client.cache_clear()
         yield endpoint, url
     finally:
         endpoint.stop()
-        sqs.client.cache_clear()
-        config.settings.cache_clear()
 
 
 def test_sqs_down_then_back_queues_each_customer_once_and_changes_nothing_meanwhile(
@@ -128,8 +125,7 @@ def test_sqs_down_then_back_queues_each_customer_once_and_changes_nothing_meanwh
     monkeypatch.setenv("DATABASE_URL", migrated_db)
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
-    config.settings.cache_clear()
-    app_module.database.reset()
+    new_container(monkeypatch)
     with Client(app_module.app, stage_name="local") as client:
         body = {"name": f"Home {uuid.uuid4().hex[:6]}", "speed_mbps": 30, "monthly_price_idr": 250_000}
         package = post(client, "/packages", body, token("admin")).json_body
@@ -156,8 +152,7 @@ def test_sqs_down_then_back_queues_each_customer_once_and_changes_nothing_meanwh
         after = [ask(registration_id) for registration_id in registrations[1:]]
         assert [r.status_code for r in after] == [202] * 5, "the retries go through, no restart needed"
         messages = _drain(queue_url)
-    app_module.database.reset()
-    config.settings.cache_clear()
+    app_module.runtime.database.reset()
 
     queued = sorted(json.loads(m["Body"])["registration_id"] for m in messages)
     assert queued == sorted(registrations), "one message per registration: none lost, none from the 503s"

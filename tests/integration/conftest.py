@@ -10,8 +10,8 @@ from chalice.test import Client
 from moto import mock_aws
 
 import app as app_module
-from chalicelib import config, db
 from tests.integration.api import OTP_KEY, SECRET, post, token
+from tests.support.runtime import new_container
 
 
 @pytest.fixture
@@ -19,12 +19,10 @@ def client(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client
     monkeypatch.setenv("DATABASE_URL", migrated_db)
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
-    config.settings.cache_clear()
-    app_module.database.reset()
+    new_container(monkeypatch)
     with Client(app_module.app, stage_name="local") as test_client:
         yield test_client
-    app_module.database.reset()
-    config.settings.cache_clear()
+    app_module.runtime.database.reset()
 
 
 @pytest.fixture
@@ -57,9 +55,5 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingSecrets]:
         monkeypatch.delenv(name, raising=False)
     for name in ("WHATSAPP_TOKEN", "OTP_HASH_KEY", "APP_SECRET_ARN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    db.forget_secrets()
-    config.settings.cache_clear()
     with mock_aws():
         yield CountingSecrets()
-    db.forget_secrets()
-    config.settings.cache_clear()

@@ -10,13 +10,13 @@ import psycopg
 import pytest
 from chalice.test import Client
 
-import app as app_module
-from chalicelib import config, registrations
-from chalicelib.auth import Staff
 from chalicelib.errors import AppError
+from chalicelib.registrations import actions, service
+from chalicelib.staff import Role, Staff
 from chalicelib.statuses import RegistrationStatus
-from chalicelib.workflow import TRANSITIONS, Action, Role
+from chalicelib.workflow import TRANSITIONS, Action
 from tests.integration.api import BODY_BY_ACTION, force_status, post, register, registration_body, token
+from tests.support.runtime import new_container
 
 
 def test_packages_public_list_and_admin_create(client: Client, package: dict[str, Any]) -> None:
@@ -150,8 +150,8 @@ def test_concurrent_actions_exactly_one_wins(client: Client, package: dict[str, 
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             barrier.wait()
             try:
-                body = registrations.BODY_BY_ACTION[action].model_validate({"reason": "race"})
-                registrations.act(conn, registration["id"], action, Staff("cs1", frozenset({Role.ADMIN})), body)
+                body = actions.BODY_BY_ACTION[action].model_validate({"reason": "race"})
+                service.act(conn, registration["id"], action, Staff("cs1", frozenset({Role.ADMIN})), body)
                 outcomes.append(f"won {action}")
             except AppError as error:
                 outcomes.append(error.code)
@@ -169,8 +169,7 @@ def test_concurrent_actions_exactly_one_wins(client: Client, package: dict[str, 
 
 def test_database_down_is_503_with_retry_after(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
-    config.settings.cache_clear()
-    app_module.database.reset()
+    new_container(monkeypatch)
     response = client.http.get("/packages")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"

@@ -14,8 +14,8 @@ from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib import auth, config
 from tests.integration.api import SECRET
+from tests.support.runtime import new_container
 
 ISSUER = "https://cognito-idp.ap-southeast-3.amazonaws.com/ap-southeast-3_TestPool"
 
@@ -61,12 +61,9 @@ def jwks(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jwks]:
     served = Jwks()
     monkeypatch.setenv("AUTH_JWKS_URL", served.url)
     monkeypatch.setenv("AUTH_ISSUER", ISSUER)
-    config.settings.cache_clear()
-    auth._jwks_client.cache_clear()
+    new_container(monkeypatch)
     yield served
     served.server.shutdown()
-    auth._jwks_client.cache_clear()
-    config.settings.cache_clear()
 
 
 def test_cognito_tokens_are_checked_against_the_jwks_which_is_cached(client: Client, jwks: Jwks) -> None:
@@ -107,10 +104,10 @@ def test_a_known_user_without_the_role_is_403(client: Client, jwks: Jwks) -> Non
     assert client.http.post("/packages", body=body, headers=headers).status_code == 403
 
 
-def test_jwks_unreachable_is_503(client: Client, jwks: Jwks) -> None:
+def test_jwks_unreachable_is_503(client: Client, jwks: Jwks, monkeypatch: pytest.MonkeyPatch) -> None:
     jwks.server.shutdown()
     jwks.server.server_close()
-    auth._jwks_client.cache_clear()
+    new_container(monkeypatch)  # a new container: no keys fetched yet
     response = client.http.get("/registrations", headers=jwks.token("cs"))
     assert response.status_code == 503
     assert "Retry-After" in response.headers
@@ -118,7 +115,7 @@ def test_jwks_unreachable_is_503(client: Client, jwks: Jwks) -> None:
 
 def test_hs256_checks_the_issuer_when_one_is_set(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_ISSUER", ISSUER)
-    config.settings.cache_clear()
+    new_container(monkeypatch)
     exp = int(time.time()) + 600
     for issuer, status in ((ISSUER, 200), ("https://other.example.com", 401)):
         claims = {"sub": "x", "iss": issuer, "exp": exp, "cognito:groups": ["cs"]}

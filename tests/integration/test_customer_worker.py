@@ -16,14 +16,15 @@ from chalice.test import Client
 
 import app as app_module
 from bench._support import count_round_trips
-from chalicelib import config, customers, sqs
-from chalicelib.runtime import Database
+from chalicelib.customers import service as customers
+from chalicelib.platform.database import Database
 from chalicelib.statuses import RegistrationStatus
 from tests import sqs_events
 from tests.integration.api import OTP_KEY, SECRET, force_status, post, register, token
+from tests.support.runtime import new_container
 from tests.worker_fixtures import deliver_in_process
 
-WORKER_LOG = "chalicelib.customers"
+WORKER_LOG = "chalicelib.customers.service"
 
 
 @pytest.fixture
@@ -43,10 +44,10 @@ def api(aws: None, migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("DATABASE_URL", migrated_db)
     monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
     monkeypatch.setenv("OTP_HASH_KEY", OTP_KEY)
-    _forget_container_state()
+    new_container(monkeypatch)
     with Client(app_module.app, stage_name="local") as test_client:
         yield test_client
-    _forget_container_state()
+    app_module.runtime.database.reset()
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def queue_url(api: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with moto.mock_aws():
         url = boto3.client("sqs").create_queue(QueueName="create-customer")["QueueUrl"]
         monkeypatch.setenv("CUSTOMER_QUEUE_URL", url)
-        _forget_container_state()
+        new_container(monkeypatch)
         yield url
 
 
@@ -70,12 +71,6 @@ def package(api: Client) -> dict[str, Any]:
     response = post(api, "/packages", body, token("admin"))
     assert response.status_code == 201, response.json_body
     return response.json_body
-
-
-def _forget_container_state() -> None:
-    config.settings.cache_clear()
-    sqs.client.cache_clear()
-    app_module.database.reset()
 
 
 def approved(api: Client, package: dict[str, Any], url: str) -> dict[str, Any]:
@@ -253,7 +248,7 @@ def test_sqs_unreachable_is_503_and_changes_nothing(
         closed_port = probe.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("CUSTOMER_QUEUE_URL", f"http://127.0.0.1:{closed_port}/123456789012/create-customer")
-    _forget_container_state()
+    new_container(monkeypatch)
     registration = approved(api, package, migrated_db)
     response = post(api, f"/registrations/{registration['id']}/create-customer", None, token("approver"))
     assert response.status_code == 503, response.json_body
@@ -420,7 +415,7 @@ def test_a_lost_connection_fails_that_record_and_the_next_reconnects(
     api: Client, package: dict[str, Any], migrated_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = approved(api, package, migrated_db), approved(api, package, migrated_db)
-    pid = app_module.database.run(lambda conn: conn.info.backend_pid)
+    pid = app_module.runtime.database.run(lambda conn: conn.info.backend_pid)
     with psycopg.connect(migrated_db, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     lost, next_one = deliver(first["id"]), deliver(second["id"])
@@ -436,7 +431,7 @@ def test_a_lost_connection_fails_that_record_and_the_next_reconnects(
 
 def test_at_most_two_round_trips_per_record(api: Client, package: dict[str, Any], migrated_db: str) -> None:
     batch = [deliver(approved(api, package, migrated_db)["id"]) for _ in range(10)]
-    conn = app_module.database.run(lambda conn: conn)
+    conn = app_module.runtime.database.run(lambda conn: conn)
     with count_round_trips(conn) as round_trips:
         assert invoke(api, *batch) == []
     # One statement per record; psycopg's automatic preparation adds one round trip,

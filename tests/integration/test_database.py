@@ -7,9 +7,11 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from chalicelib import config, db
 from chalicelib.errors import ServiceUnavailableError
-from chalicelib.runtime import Database
+from chalicelib.platform.database import Database, conninfo
+from chalicelib.platform.runtime import Runtime
+from chalicelib.platform.secrets import Secrets
+from chalicelib.platform.settings import Settings
 from tests.integration.conftest import CountingSecrets
 
 
@@ -28,8 +30,8 @@ def rds_secret(url: str, **changes: Any) -> str:
 
 def test_the_secret_is_read_once_per_container(migrated_db: str, secrets: CountingSecrets) -> None:
     arn = secrets.client.create_secret(Name="db", SecretString=rds_secret(migrated_db))["ARN"]
-    settings = config.Settings(db_secret_arn=arn)
-    urls = {db.conninfo(settings, lambda: secrets) for _ in range(3)}
+    settings, container = Settings(db_secret_arn=arn), Secrets(lambda: secrets)
+    urls = {conninfo(settings, container) for _ in range(3)}
     assert len(urls) == 1
     assert secrets.reads == 1
 
@@ -40,7 +42,7 @@ def test_a_failed_connection_rereads_a_changed_secret(
     arn = secrets.client.create_secret(Name="db", SecretString=rds_secret(migrated_db, port=1))["ARN"]
     monkeypatch.setenv("DB_SECRET_ARN", arn)
     monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "2")
-    database = Database(lambda: db.conninfo(config.settings(), lambda: secrets))
+    database = Runtime(secrets_client=lambda: secrets).database
     with pytest.raises(psycopg.OperationalError):
         database.run(lambda conn: conn.execute("SELECT 1"))
     # Rotated (here: moved); the container picks it up without a restart.
@@ -50,9 +52,9 @@ def test_a_failed_connection_rereads_a_changed_secret(
 
 
 def test_secrets_manager_down_is_service_unavailable(secrets: CountingSecrets) -> None:
-    settings = config.Settings(db_secret_arn="arn:aws:secretsmanager:ap-southeast-3:123456789012:secret:nope")
+    settings = Settings(db_secret_arn="arn:aws:secretsmanager:ap-southeast-3:123456789012:secret:nope")
     with pytest.raises(ServiceUnavailableError):
-        db.conninfo(settings, lambda: secrets)
+        conninfo(settings, Secrets(lambda: secrets))
 
 
 def test_one_connection_is_reused_and_reopened_after_a_failure(migrated_db: str) -> None:
@@ -67,15 +69,14 @@ def test_one_connection_is_reused_and_reopened_after_a_failure(migrated_db: str)
     assert second != first, "re-opened on the next call"
 
 
-def test_prepared_statements_can_be_turned_off_for_rds_proxy(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DB_PREPARED_STATEMENTS", "0")
-    config.settings.cache_clear()
+def test_prepared_statements_can_be_turned_off_for_rds_proxy(migrated_db: str) -> None:
+    container = Runtime({"DATABASE_URL": migrated_db, "DB_PREPARED_STATEMENTS": "0"})
+    database = container.database
     try:
-        database = Database(lambda: migrated_db)
         for _ in range(10):
             database.run(lambda conn: conn.execute("SELECT status FROM customer_registrations WHERE id = %s", (None,)))
         prepared = database.run(lambda conn: conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone())
         assert prepared == (0,)
         assert database.run(lambda conn: conn.prepare_threshold) is None
     finally:
-        config.settings.cache_clear()
+        database.reset()

@@ -16,8 +16,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import auth, config
-from chalicelib.whatsapp import WhatsAppClient
+from chalicelib.notifications.whatsapp import WhatsAppClient
+from chalicelib.platform.runtime import Runtime
+from chalicelib.platform.settings import Settings
+from chalicelib.web.auth import authenticate
 from devstack import demo, poller, stack
 from devstack.whatsapp import FakeWhatsApp
 from tests.conftest import ROOT
@@ -116,7 +118,8 @@ def test_a_listening_port_is_refused_with_one_line() -> None:
 def test_the_printed_tokens_pass_the_apps_own_check(role: str) -> None:
     secret = "local-secret-0123456789-0123456789"
     token = stack.staff_token(secret, role)
-    staff = auth.authenticate({"authorization": f"Bearer {token}"}, config.Settings(auth_jwt_secret=secret))
+    container = Runtime(settings=Settings(auth_jwt_secret=secret))
+    staff = authenticate({"authorization": f"Bearer {token}"}, container)
     assert [r.value for r in staff.roles] == [role]
 
 

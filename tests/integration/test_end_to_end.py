@@ -11,10 +11,10 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import config, sqs
 from devstack.whatsapp import FakeWhatsApp, ReceivedRequest
 from tests import sqs_events
 from tests.integration.api import post, register, token
+from tests.support.runtime import new_container
 
 
 @pytest.fixture
@@ -24,9 +24,8 @@ def whatsapp(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWhatsApp]:
         monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", fake.phone_number_id)
         monkeypatch.setenv("WHATSAPP_TOKEN", str(fake.token))
         monkeypatch.setenv("WHATSAPP_TIMEOUT_S", "1")
-        config.settings.cache_clear()
+        new_container(monkeypatch)
         yield fake
-    config.settings.cache_clear()
 
 
 @pytest.fixture
@@ -39,10 +38,8 @@ def queue_url(client: Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with moto.mock_aws():
         url = boto3.client("sqs").create_queue(QueueName="create-customer")["QueueUrl"]
         monkeypatch.setenv("CUSTOMER_QUEUE_URL", url)
-        config.settings.cache_clear()
-        sqs.client.cache_clear()
+        new_container(monkeypatch)
         yield url
-    sqs.client.cache_clear()
 
 
 def texts(message: ReceivedRequest) -> list[str]:
@@ -125,7 +122,7 @@ def test_whatsapp_down_delays_the_message_and_loses_none(
 def test_without_whatsapp_settings_nothing_fails_and_the_outbox_keeps_the_message(
     client: Client, package: dict[str, Any], migrated_db: str
 ) -> None:
-    app_module.database.reset()
+    app_module.runtime.database.reset()
     registration = register(client, package)
     with psycopg.connect(migrated_db) as conn:
         row = conn.execute("SELECT status FROM notification_outbox WHERE registration_id = %s", (registration["id"],))

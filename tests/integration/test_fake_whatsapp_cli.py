@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chalicelib.whatsapp import WhatsAppClient
+from chalicelib.notifications.whatsapp import WhatsAppClient
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.openapi import document
+from chalicelib.web.openapi import document
 from devstack import fuzz
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import psycopg
 
-from chalicelib.config import Settings
 from chalicelib.migrate import run
+from chalicelib.platform.settings import Settings
 from tests.conftest import MIGRATIONS, ROOT
 
 ALL_FILES = sorted(p.name for p in MIGRATIONS.glob("*.sql"))

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -12,9 +11,8 @@ from chalice.test import Client
 from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
-from chalicelib import config
-from chalicelib.config import Settings
 from chalicelib.migrate import MigrationError, run
+from chalicelib.platform.settings import Settings
 from tests.conftest import ROOT
 
 
@@ -58,14 +56,7 @@ def test_cli_apply_progress_goes_to_stderr(empty_db: str) -> None:
     assert json.loads(result.stdout)["applied"][0] == "001_create_packages.sql"
 
 
-@pytest.fixture
-def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    config.settings.cache_clear()
-    yield
-    config.settings.cache_clear()
-
-
-def test_lambda_returns_the_report_when_ok(migrated_db: str, monkeypatch: pytest.MonkeyPatch, lambda_env: None) -> None:
+def test_lambda_returns_the_report_when_ok(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", migrated_db)
     from app import app
 
@@ -75,9 +66,7 @@ def test_lambda_returns_the_report_when_ok(migrated_db: str, monkeypatch: pytest
     assert report["action"] == "verify"
 
 
-def test_lambda_raises_with_every_drift_in_the_message(
-    empty_db: str, monkeypatch: pytest.MonkeyPatch, lambda_env: None
-) -> None:
+def test_lambda_raises_with_every_drift_in_the_message(empty_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", empty_db)
     from app import app
 
@@ -88,7 +77,7 @@ def test_lambda_raises_with_every_drift_in_the_message(
     assert "history_missing" in [drift["kind"] for drift in report["drift"]]
 
 
-def test_lambda_refuses_an_unknown_action(lambda_env: None) -> None:
+def test_lambda_refuses_an_unknown_action() -> None:
     from app import app
 
     with Client(app, stage_name="dev") as client, pytest.raises(ValueError, match="action must be one of"):

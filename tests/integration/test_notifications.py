@@ -11,10 +11,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from chalicelib import outbox
-from chalicelib.notifications import RetryPolicy, send_due, send_now
-from chalicelib.whatsapp import WhatsAppClient
-from chalicelib.whatsapp_templates import CUSTOMER_CREATED
+from chalicelib.notifications import outbox
+from chalicelib.notifications.sender import RetryPolicy, send_due, send_now
+from chalicelib.notifications.templates import CUSTOMER_CREATED
+from chalicelib.notifications.whatsapp import WhatsAppClient
 from devstack.whatsapp import FakeWhatsApp, Reply
 
 OTP_COMPONENTS = [

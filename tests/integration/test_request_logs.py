@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.logs import JsonFormatter
+from chalicelib.platform.logs import JsonFormatter
 from tests.integration.api import post, register, registration_body, token
 
 

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from chalice.test import Client
 
-from chalicelib import registrations
 from chalicelib.errors import AppError
-from chalicelib.models import RegistrationIn
+from chalicelib.registrations import service as registrations
+from chalicelib.registrations.models import RegistrationIn
 from tests.integration.api import OTP_KEY, otp_code, post, register, registration_body, token
 
 
@@ -112,7 +112,7 @@ def test_concurrent_guesses_are_counted_one_by_one(client: Client, package: dict
     barrier = threading.Barrier(10)
 
     def guess() -> None:
-        from chalicelib.verification import verify_with_code
+        from chalicelib.registrations.verification import verify_with_code
 
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             barrier.wait()

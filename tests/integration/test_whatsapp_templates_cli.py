@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from chalicelib.whatsapp import WhatsAppClient, WhatsAppPermanentError
-from chalicelib.whatsapp_templates import CUSTOMER_CREATED, TEMPLATES
+from chalicelib.notifications.templates import CUSTOMER_CREATED, TEMPLATES
+from chalicelib.notifications.whatsapp import WhatsAppClient, WhatsAppPermanentError
 from devstack.whatsapp import FakeWhatsApp
 from tests.conftest import ROOT
 

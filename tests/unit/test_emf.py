@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib import emf
+from chalicelib.platform import emf
 
 
 def test_one_line_carries_every_metric_of_the_invocation() -> None:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from chalicelib.logs import JsonFormatter, configure, mask
+from chalicelib.platform.logs import JsonFormatter, configure, mask
 
 
 @pytest.mark.parametrize(

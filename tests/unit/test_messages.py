@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.messages import CreateCustomer
+from chalicelib.customers.messages import CreateCustomer
 
 GOOD = {"type": "create_customer", "registration_id": "5f0c3a52-8d47-4f2e-9a51-0c6b2f1e7d30", "requested_by": "ani"}
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from chalicelib.logs import mask
+from chalicelib.platform.logs import mask
 from tests.pii_scan import EMAIL, PHONE, PiiScanHandler
 
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import ConfigurationError, Settings
-from chalicelib.whatsapp import (
+from chalicelib.notifications.whatsapp import (
     WhatsAppClient,
     WhatsAppError,
     WhatsAppOutcomeUnknownError,
@@ -19,6 +18,7 @@ from chalicelib.whatsapp import (
     WhatsAppRetryableError,
     _retry_after_s,
 )
+from chalicelib.platform.settings import ConfigurationError, Settings
 from devstack.whatsapp import FakeWhatsApp, Reply, mask_phone
 
 PHONE = "+6281234567890"

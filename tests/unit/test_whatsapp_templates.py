@@ -2,8 +2,8 @@
 
 import pytest
 
-from chalicelib import otp
-from chalicelib.whatsapp_templates import CUSTOMER_CREATED, REGISTRATION_OTP, TEMPLATE_BY_NAME, TEMPLATES, Template
+from chalicelib.notifications.templates import CUSTOMER_CREATED, REGISTRATION_OTP, TEMPLATE_BY_NAME, TEMPLATES, Template
+from chalicelib.registrations import otp
 
 
 def test_every_template_is_defined_once_by_name_and_language() -> None:

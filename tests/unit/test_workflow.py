@@ -3,8 +3,9 @@
 import re
 from pathlib import Path
 
+from chalicelib.staff import Role
 from chalicelib.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, RegistrationStatus
-from chalicelib.workflow import TRANSITIONS, Action, Role, allowed_actions, mermaid_diagram, reachable_statuses
+from chalicelib.workflow import TRANSITIONS, Action, allowed_actions, mermaid_diagram, reachable_statuses
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

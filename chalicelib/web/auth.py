@@ -5,29 +5,17 @@ In AWS they come from a Cognito user pool, RS256, checked against its JWKS
 HS256, signed with ``AUTH_JWT_SECRET``.
 """
 
-import functools
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.config import Settings
-from chalicelib.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
-from chalicelib.workflow import Role
+from chalicelib.errors import ServiceUnavailableError, UnauthorizedError
+from chalicelib.platform.runtime import VERIFIED_TOKENS_MAX, Runtime
+from chalicelib.platform.settings import Settings
+from chalicelib.staff import Role, Staff
 
 
-@dataclass(frozen=True)
-class Staff:
-    """A verified caller."""
-
-    username: str
-    roles: frozenset[Role]
-
-    def may(self, allowed: Iterable[Role]) -> bool:
-        return Role.ADMIN in self.roles or bool(self.roles & frozenset(allowed))
-
-
-def authenticate(headers: Mapping[str, str], settings: Settings) -> Staff:
+def authenticate(headers: Mapping[str, str], runtime: Runtime) -> Staff:
     """The caller named by the ``Authorization`` header.
 
     RS256 against Cognito's JWKS when ``AUTH_JWKS_URL`` is set (keys cached per
@@ -44,28 +32,32 @@ def authenticate(headers: Mapping[str, str], settings: Settings) -> Staff:
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError("a Bearer token is required")
+    settings, verified = runtime.settings, runtime.verified_tokens
     cache_key = (token, settings.auth_jwks_url, settings.auth_jwt_secret, settings.auth_issuer)
-    remembered = _verified.get(cache_key)
+    remembered = verified.get(cache_key)
     if remembered is not None and remembered[1] > time.time():
         return remembered[0]
-    staff, expires_at = _verify(token, settings)
-    if len(_verified) >= _VERIFIED_MAX:
-        _verified.clear()
-    _verified[cache_key] = (staff, expires_at)
+    staff, expires_at = _verify(token, settings, runtime)
+    if len(verified) >= VERIFIED_TOKENS_MAX:
+        verified.clear()
+    verified[cache_key] = (staff, expires_at)
     return staff
 
 
-_VERIFIED_MAX = 1024
-_verified: dict[tuple[str, str | None, str | None, str | None], tuple[Staff, float]] = {}
+def authenticate_if_sent(headers: Mapping[str, str], runtime: Runtime) -> Staff | None:
+    """The caller when an ``Authorization`` header came (see ``authenticate``), else None (the public)."""
+    if not (headers.get("authorization") or headers.get("Authorization")):
+        return None
+    return authenticate(headers, runtime)
 
 
-def _verify(token: str, settings: Settings) -> tuple[Staff, float]:
+def _verify(token: str, settings: Settings, runtime: Runtime) -> tuple[Staff, float]:
     import jwt
 
     required = ["exp", "sub"] + (["iss"] if settings.auth_issuer else [])
     try:
         if settings.auth_jwks_url:
-            key: Any = _jwks_client(settings.auth_jwks_url).get_signing_key_from_jwt(token).key
+            key: Any = runtime.jwks_client(settings.auth_jwks_url).get_signing_key_from_jwt(token).key
             algorithm = "RS256"
         elif settings.auth_jwt_secret:
             key, algorithm = settings.auth_jwt_secret, "HS256"
@@ -88,20 +80,3 @@ def _verify(token: str, settings: Settings) -> tuple[Staff, float]:
     roles = frozenset(Role(g) for g in groups if g in Role._value2member_map_)
     username = str(claims.get("cognito:username") or claims.get("username") or claims["sub"])
     return Staff(username=username, roles=roles), float(claims["exp"])
-
-
-@functools.cache
-def _jwks_client(url: str) -> Any:
-    import jwt
-
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
-
-
-def require(staff: Staff, allowed: Iterable[Role]) -> Staff:
-    """``staff``, if any of its roles is in ``allowed``; raises ``ForbiddenError``."""
-    allowed = frozenset(allowed)
-    if not staff.may(allowed):
-        raise ForbiddenError(
-            f"this needs one of the roles {', '.join(sorted(allowed))}", {"roles": sorted(staff.roles)}
-        )
-    return staff

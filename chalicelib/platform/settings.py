@@ -1,9 +1,11 @@
-"""Configuration, read once from the environment.  Stages set it in ``.chalice/config.json``."""
+"""Configuration, read once per container from the environment.  Stages set it in ``.chalice/config.json``.
 
-import os
+The container's settings are ``Runtime.settings`` (``chalicelib.platform.runtime``),
+which also fills in what the app secret holds.
+"""
+
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 
 class ConfigurationError(Exception):
@@ -39,7 +41,7 @@ class Settings:
     whatsapp_token: str | None = None
     whatsapp_timeout_s: float = 5.0
     # In AWS: a Secrets Manager secret (JSON) holding WHATSAPP_TOKEN and OTP_HASH_KEY,
-    # read at first use (``chalicelib.app_secret``); the environment wins where set.
+    # read at first use (``chalicelib.platform.secrets``); the environment wins where set.
     app_secret_arn: str | None = None
 
     @classmethod
@@ -70,15 +72,3 @@ class Settings:
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed setting: {error}") from error
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process's settings, read from ``os.environ`` (and the app secret, when named) on first use.
-
-    Raises ``ServiceUnavailableError`` when the app secret cannot be read; nothing is
-    cached then, so the next call tries again.
-    """
-    from chalicelib.app_secret import with_app_secret
-
-    return with_app_secret(Settings.from_env(os.environ))

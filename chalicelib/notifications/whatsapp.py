@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from chalicelib.config import ConfigurationError, Settings
+from chalicelib.platform.settings import ConfigurationError, Settings
 
 # Codes after which the same message may succeed later: throttling, temporary
 # outages, and account problems an operator fixes (an expired token).  Max attempts

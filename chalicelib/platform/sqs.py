@@ -1,20 +1,18 @@
-"""The SQS client, one per container, and the one way the code sends to a queue.
+"""The SQS client (one per container: ``Runtime.sqs``), and the one way the code sends to a queue.
 
 boto3 is imported at first use (it costs a Lambda's cold start hundreds of
 milliseconds).  boto3 itself honours ``AWS_ENDPOINT_URL_SQS`` / ``AWS_ENDPOINT_URL``,
 which is how a local queue (moto's server) is reached.
 """
 
-import functools
 import json
 from typing import Any
 
 from chalicelib.errors import ServiceUnavailableError
 
 
-@functools.cache
-def client() -> Any:
-    """The container's SQS client, created on first use; ``client.cache_clear()`` forgets it."""
+def make_client() -> Any:
+    """A new SQS client with the API's timeouts; ``Runtime.sqs`` keeps one per container."""
     import boto3
     from botocore.config import Config
 

@@ -3,8 +3,6 @@
 from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
-from chalicelib import logs, otp, repository
-from chalicelib.auth import Staff
 from chalicelib.errors import (
     BadRequestError,
     ConflictError,
@@ -12,30 +10,16 @@ from chalicelib.errors import (
     NotFoundError,
     TooManyRequestsError,
 )
-from chalicelib.registrations import act, move, not_allowed, parse_id
+from chalicelib.jsontypes import Json
+from chalicelib.platform import logs
+from chalicelib.registrations import otp, repository
+from chalicelib.registrations.service import move
 from chalicelib.statuses import RegistrationStatus
-from chalicelib.workflow import Action
+from chalicelib.workflow import Action, not_allowed
+from chalicelib.workflow import parse_registration_id as parse_id
 
 if TYPE_CHECKING:
     import psycopg
-
-Json = dict[str, Any]
-
-
-def perform(
-    conn: "psycopg.Connection[Any]",
-    registration_id: str,
-    action: Action,
-    staff: Staff | None,
-    body: Any,
-    otp_key: str | None,
-) -> Json:
-    """A workflow action: ``verify`` by the registrant's code when no staff token came with one,
-    else ``registrations.act`` on behalf of ``staff`` (which refuses a missing token with 401)."""
-    code = getattr(body, "code", None)
-    if staff is None and action is Action.VERIFY and code is not None:
-        return verify_with_code(conn, registration_id, code, otp_key)
-    return act(conn, registration_id, action, staff, body)
 
 
 def verify_with_code(conn: "psycopg.Connection[Any]", registration_id: str, code: str, otp_key: str | None) -> Json:

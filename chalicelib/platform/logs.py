@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -90,19 +90,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-_configured = False
+class _MaskingRecordFactory:
+    """Wraps the record factory it found: every record's message and traceback come out masked."""
 
+    def __init__(self, make_record: Callable[..., logging.LogRecord]) -> None:
+        self._make_record = make_record
 
-def configure(level: int = logging.INFO) -> None:
-    """Mask every record and format the process's log lines as JSON; idempotent."""
-    global _configured
-    if _configured:
-        return
-    _configured = True
-    make_record = logging.getLogRecordFactory()
-
-    def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make_record(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._make_record(*args, **kwargs)
         record.msg, record.args = mask(record.getMessage()), None
         if (current := _correlation_id.get()) is not None:
             record.correlation_id = current
@@ -110,7 +105,16 @@ def configure(level: int = logging.INFO) -> None:
             record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
         return record
 
-    logging.setLogRecordFactory(masked_record)
+
+def configure(level: int = logging.INFO) -> None:
+    """Mask every record and format the process's log lines as JSON; idempotent.
+
+    Whether it was done is the logging module's own state (its record factory), so
+    no flag of ours has to be kept or reset.
+    """
+    if isinstance(logging.getLogRecordFactory(), _MaskingRecordFactory):
+        return
+    logging.setLogRecordFactory(_MaskingRecordFactory(logging.getLogRecordFactory()))
     root = logging.getLogger()
     root.setLevel(level)
     # Lambda's runtime gives the root logger its handler; pytest adds its own, which we leave alone.

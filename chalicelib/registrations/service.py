@@ -9,46 +9,25 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel
-
-from chalicelib import emf, logs, otp, repository
-from chalicelib.auth import Staff, require
 from chalicelib.errors import (
     BadRequestError,
     ConflictError,
     DuplicateRegistrationError,
     IdempotencyKeyReusedError,
     NotFoundError,
-    TransitionNotAllowedError,
     UnauthorizedError,
 )
-from chalicelib.models import (
-    CompleteSurveyIn,
-    ListQuery,
-    PackageIn,
-    ReasonIn,
-    RegistrationIn,
-    ScheduleSurveyIn,
-    VerifyIn,
-)
+from chalicelib.jsontypes import Json
+from chalicelib.platform import emf, logs
+from chalicelib.registrations import otp, repository
+from chalicelib.registrations.models import ListQuery, PackageIn, RegistrationIn
+from chalicelib.staff import Role, Staff, require
 from chalicelib.statuses import RegistrationStatus
-from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role, allowed_actions
+from chalicelib.workflow import TRANSITION_BY_ACTION, Action, not_allowed
+from chalicelib.workflow import parse_registration_id as parse_id
 
 if TYPE_CHECKING:
     import psycopg
-
-Json = dict[str, Any]
-
-
-# The body each staff action takes (None: no body).
-BODY_BY_ACTION: dict[Action, type[BaseModel] | None] = {
-    Action.VERIFY: VerifyIn,
-    Action.SCHEDULE_SURVEY: ScheduleSurveyIn,
-    Action.COMPLETE_SURVEY: CompleteSurveyIn,
-    Action.APPROVE: None,
-    Action.REJECT: ReasonIn,
-    Action.CANCEL: ReasonIn,
-}
 
 
 def list_packages(conn: "psycopg.Connection[Any]") -> list[Json]:
@@ -191,28 +170,6 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         raise not_allowed(action, RegistrationStatus(before))
     emf.count("TransitionApplied", by=action.value)
     return registration
-
-
-def not_allowed(action: Action, status: RegistrationStatus) -> TransitionNotAllowedError:
-    """The 409 for ``action`` tried from ``status``; counted as ``TransitionRefused`` (every such 409 is built here)."""
-    emf.count("TransitionRefused", by=action.value)
-    return TransitionNotAllowedError(
-        f"{action} is not allowed from {status}"
-        + (" (the survey found the address not feasible: reject it)" if _unfeasible(action, status) else ""),
-        {"current_status": status.value, "allowed_actions": [a.value for a in allowed_actions(status)]},
-    )
-
-
-def _unfeasible(action: Action, status: RegistrationStatus) -> bool:
-    return action is Action.APPROVE and status is RegistrationStatus.SURVEY_COMPLETED
-
-
-def parse_id(value: str) -> UUID:
-    """A registration id from a URL; anything else is no registration (404)."""
-    try:
-        return UUID(value)
-    except ValueError:
-        raise NotFoundError("no such registration") from None
 
 
 def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: ListQuery) -> Json:

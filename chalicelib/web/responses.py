@@ -3,11 +3,11 @@
 import logging
 from typing import Any
 
-from chalicelib.errors import AppError, BadRequestError, PayloadTooLargeError
+from chalicelib.errors import AppError, TransitionNotAllowedError
+from chalicelib.platform import emf
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024
 RETRY_AFTER_S = "5"
 
 
@@ -20,6 +20,8 @@ def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     from pydantic import ValidationError
 
     if isinstance(error, AppError):
+        if isinstance(error, TransitionNotAllowedError):
+            emf.count("TransitionRefused")  # every action's 409 comes through here
         headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else {}
         return error.status, error_body(error.code, error.message, error.details), headers
     if isinstance(error, ValidationError):
@@ -34,14 +36,6 @@ def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
         return 503, body, {"Retry-After": RETRY_AFTER_S}
     log.exception("unhandled error")
     return 500, error_body("internal_error", "an internal error occurred"), {}
-
-
-def parse_size(raw: bytes | None) -> None:
-    """Refuse an empty or oversized body before parsing it; pydantic reports the rest."""
-    if raw is not None and len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    if not raw:
-        raise BadRequestError("a JSON object body is required")
 
 
 def _is_database_down(error: Exception) -> bool:

@@ -2,19 +2,18 @@
 
 Rows come back as JSON objects built by PostgreSQL (``to_jsonb``), ready for a
 response body.  Creating a registration and moving it are one round trip each.
-The data-access modules (this one, ``customer_repository``, ``outbox``) are the
+The data-access modules (this one, ``customers.repository``, ``notifications.outbox``) are the
 only ones that touch psycopg.
 """
 
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from chalicelib.jsontypes import Json
 from chalicelib.statuses import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     import psycopg
-
-Json = dict[str, Any]
 
 _REGISTRATION = (
     "jsonb_build_object('id', r.id, 'status', r.status, 'full_name', r.full_name, 'email', r.email, "
@@ -120,7 +119,8 @@ def claim_idempotency_key(
         "SELECT request_sha256, response_status, response_body FROM idempotency_keys WHERE scope = %s AND key = %s",
         (scope, key),
     ).fetchone()
-    assert row is not None, "a conflicting key is committed, so it is visible"
+    if row is None:  # the conflicting key is committed, so it is visible: this cannot happen
+        raise RuntimeError(f"idempotency key {key!r} conflicted but cannot be read")
     return row[0], row[1], row[2]
 
 
@@ -166,7 +166,8 @@ def transition(conn: "psycopg.Connection[Any]", params: Json) -> tuple[str | Non
     The row lock makes concurrent moves queue; each re-reads the status it waited for.
     """
     row = conn.execute(_TRANSITION, params).fetchone()
-    assert row is not None
+    if row is None:  # a SELECT of two scalar subqueries always returns one row
+        raise RuntimeError("the transition statement returned no row")
     return row[0], row[1]
 
 

@@ -5,16 +5,13 @@ API accepts; each workflow action gets its own path with its own body.  A test
 checks that the paths here and the routes of ``app.py`` are the same set.
 """
 
-from typing import Any
-
 from pydantic import BaseModel
 
-from chalicelib.models import PackageIn, RegistrationIn
-from chalicelib.registrations import BODY_BY_ACTION
+from chalicelib.jsontypes import Json
+from chalicelib.registrations.actions import BODY_BY_ACTION
+from chalicelib.registrations.models import PackageIn, RegistrationIn
 from chalicelib.statuses import RegistrationStatus
 from chalicelib.workflow import TRANSITION_BY_ACTION
-
-Json = dict[str, Any]
 
 _STAFF: list[Json] = [{"bearer": []}]
 _UUID = {"type": "string", "format": "uuid"}

@@ -1,6 +1,6 @@
 """Create Customer: the API queues the request, the SQS worker carries it out exactly once.
 
-The worker's whole unit of work is one SQL statement (``customer_repository``);
+The worker's whole unit of work is one SQL statement (``customers.repository``);
 delivery is at least once, so a repeated or concurrent message must find the
 customer already there and create nothing.
 """
@@ -15,23 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from chalicelib import customer_repository, emf, logs, sqs
-from chalicelib.auth import Staff, require
-from chalicelib.config import ConfigurationError
+from chalicelib.customers import repository as customer_repository
+from chalicelib.customers.messages import CreateCustomer
 from chalicelib.errors import NotFoundError
-from chalicelib.messages import CreateCustomer
-from chalicelib.registrations import not_allowed, parse_id
-from chalicelib.runtime import Database
+from chalicelib.jsontypes import Json
+from chalicelib.notifications.templates import CUSTOMER_CREATED
+from chalicelib.platform import emf, logs, sqs
+from chalicelib.platform.database import Database
+from chalicelib.platform.settings import ConfigurationError
+from chalicelib.staff import Role, Staff, require
 from chalicelib.statuses import TERMINAL_STATUSES, RegistrationStatus
-from chalicelib.whatsapp_templates import CUSTOMER_CREATED
-from chalicelib.workflow import TRANSITION_BY_ACTION, Action, Role
+from chalicelib.workflow import TRANSITION_BY_ACTION, Action, not_allowed
+from chalicelib.workflow import parse_registration_id as parse_id
 
 if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 Notify = Callable[[list[uuid.UUID]], None]
 
 FAILED = "WorkerRecordFailed"

@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from chalicelib.config import ConfigurationError
-from chalicelib.whatsapp_templates import REGISTRATION_OTP
+from chalicelib.notifications.templates import REGISTRATION_OTP
+from chalicelib.platform.settings import ConfigurationError
 
 CODE_DIGITS = 6
 VALID_FOR = timedelta(minutes=10)

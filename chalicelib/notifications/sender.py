@@ -29,15 +29,16 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from chalicelib import emf, logs, outbox
-from chalicelib.outbox import OutboxRow
-from chalicelib.whatsapp import (
+from chalicelib.notifications import outbox
+from chalicelib.notifications.outbox import OutboxRow
+from chalicelib.notifications.templates import TEMPLATE_BY_NAME
+from chalicelib.notifications.whatsapp import (
     WhatsAppError,
     WhatsAppOutcomeUnknownError,
     WhatsAppPermanentError,
     WhatsAppRetryableError,
 )
-from chalicelib.whatsapp_templates import TEMPLATE_BY_NAME
+from chalicelib.platform import emf, logs
 
 if TYPE_CHECKING:
     import psycopg
@@ -51,7 +52,7 @@ _JITTER = random.Random()  # noqa: S311 (spreads retries; nothing secret depends
 
 
 class TemplateSender(Protocol):
-    """What the service needs of a WhatsApp client (``chalicelib.whatsapp.WhatsAppClient``)."""
+    """What the service needs of a WhatsApp client (``chalicelib.notifications.whatsapp.WhatsAppClient``)."""
 
     def send_template(self, recipient: str, template: str, *, components: list[Any], language: str = ...) -> str: ...
 
@@ -177,7 +178,7 @@ def _send_one(
 ) -> tuple[Outcome, bool]:
     """Send one claimed row and record what happened; returns the outcome and whether to stop the batch.
 
-    A row that does not fit its template (``chalicelib.whatsapp_templates``) fails
+    A row that does not fit its template (``chalicelib.notifications.templates``) fails
     without a send: WhatsApp would refuse it (132000, 132001) and count it against us.
     """
     components = row.payload.get("components", [])

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from chalicelib.jsontypes import Json
+
 if TYPE_CHECKING:
     import psycopg
-
-Json = dict[str, Any]
 
 
 class StatusRejectedError(Exception):
@@ -111,7 +111,8 @@ def create_customer(conn: "psycopg.Connection[Any]", params: Json) -> CreateResu
         row = conn.execute(_CREATE_CUSTOMER, params).fetchone()
     except psycopg.errors.CheckViolation as error:
         raise StatusRejectedError(error.diag.constraint_name, error.diag.table_name) from error
-    assert row is not None, "the statement always returns one row"
+    if row is None:  # the statement always returns one row
+        raise RuntimeError("the create-customer statement returned no row")
     return CreateResult(*row)
 
 

@@ -5,16 +5,15 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from chalicelib import notifications
-from chalicelib.config import ConfigurationError, settings
-from chalicelib.runtime import Database
-from chalicelib.whatsapp import WhatsAppClient
+from chalicelib.notifications import sender
+from chalicelib.notifications.whatsapp import WhatsAppClient
+from chalicelib.platform.runtime import Runtime
+from chalicelib.platform.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
-_warned = False
 
 
-def send_committed(database: Database, outbox_ids: Iterable[UUID]) -> None:
+def send_committed(runtime: Runtime, outbox_ids: Iterable[UUID]) -> None:
     """Send the messages a committed change wrote, now; never raises.
 
     Whatever is not sent here (WhatsApp down or not configured, the database gone)
@@ -22,29 +21,27 @@ def send_committed(database: Database, outbox_ids: Iterable[UUID]) -> None:
     its answer must not turn into an error because of a notification.
     """
     ids = list(outbox_ids)
-    client = _client() if ids else None
+    client = _client(runtime) if ids else None
     if client is None:
         return
     try:
-        database.run(lambda conn: notifications.send_now(conn, client, ids))
+        runtime.database.run(lambda conn: sender.send_now(conn, client, ids))
     except Exception as error:
         log.warning("outbox rows not sent now (%s); the scheduled sender will", type(error).__name__)
 
 
-def send_due(database: Database) -> dict[str, Any]:
+def send_due(runtime: Runtime) -> dict[str, Any]:
     """One scheduled run: counts by outcome.  Raises ``ConfigurationError`` without WhatsApp settings."""
-    client = WhatsAppClient.from_settings(settings())
-    counts = database.run(lambda conn: notifications.send_due(conn, client))
+    client = WhatsAppClient.from_settings(runtime.settings)
+    counts = runtime.database.run(lambda conn: sender.send_due(conn, client))
     log.info("outbox run", extra=counts)
     return counts
 
 
-def _client() -> WhatsAppClient | None:
-    global _warned
+def _client(runtime: Runtime) -> WhatsAppClient | None:
     try:
-        return WhatsAppClient.from_settings(settings())
+        return WhatsAppClient.from_settings(runtime.settings)
     except ConfigurationError as error:
-        if not _warned:  # once per container, not once per request
-            _warned = True
+        if runtime.first_time("warn: WhatsApp not configured"):  # once per container, not once per request
             log.warning("messages are not sent right after commit: %s", error)
         return None

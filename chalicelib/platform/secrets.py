@@ -1,0 +1,86 @@
+"""Secrets Manager: the JSON secrets a container reads (the database's, the app's), cached per container.
+
+The app secret holds what is not the database's, ``WHATSAPP_TOKEN`` and ``OTP_HASH_KEY``.
+Why Secrets Manager rather than CloudFormation parameters: a value passed as a
+parameter ends up in the functions' environment, readable by anyone allowed
+``lambda:GetFunctionConfiguration`` and in the console; a secret is readable only
+by the roles whose policy names it (``.chalice/policy-*.json``), is encrypted with
+KMS, and can be rotated (a new WhatsApp token) without a deploy.  It costs one
+``GetSecretValue`` per cold container, the first time a setting is read.
+
+``APP_SECRET_ARN`` names a JSON secret ``{"WHATSAPP_TOKEN": ..., "OTP_HASH_KEY": ...}``.
+A variable set in the environment wins, so local runs and tests need no secret.
+"""
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.errors import ServiceUnavailableError
+from chalicelib.platform.settings import Settings
+
+# Settings field -> its key in the secret (the environment variable's name).
+SECRET_KEY_BY_FIELD = {"whatsapp_token": "WHATSAPP_TOKEN", "otp_hash_key": "OTP_HASH_KEY"}
+SECRET_TTL_S = 900.0
+
+
+class Secrets:
+    """JSON secrets by ARN, each read once per ``SECRET_TTL_S``; the client is built at first read.
+
+    A warm Lambda that reconnects should not pay a Secrets Manager call each time.
+    After a rotation the old password fails to connect, and ``forget`` makes the
+    next attempt read the new one.
+    """
+
+    def __init__(self, client: Callable[[], Any] | None = None) -> None:
+        self._client = client or _default_client
+        self._by_arn: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def read(self, arn: str) -> dict[str, Any]:
+        """The JSON secret at ``arn``; raises ``ServiceUnavailableError`` when it cannot be read."""
+        cached = self._by_arn.get(arn)
+        if cached is not None and time.monotonic() - cached[0] < SECRET_TTL_S:
+            return cached[1]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            secret: dict[str, Any] = json.loads(self._client().get_secret_value(SecretId=arn)["SecretString"])
+        except (BotoCoreError, ClientError) as error:
+            # Both the database's secret and the app's come through here.
+            raise ServiceUnavailableError("a secret cannot be read from Secrets Manager; try again") from error
+        self._by_arn[arn] = (time.monotonic(), secret)
+        return secret
+
+    def forget(self) -> None:
+        """Drop cached secrets, e.g. after a connection attempt failed."""
+        self._by_arn.clear()
+
+
+def with_app_secret(settings: Settings, secrets: Secrets) -> Settings:
+    """``settings`` with what the environment left unset filled in from the secret at ``APP_SECRET_ARN``.
+
+    Reads nothing when ``APP_SECRET_ARN`` is unset or nothing is missing.  Raises
+    ``ServiceUnavailableError`` when the secret cannot be read.
+    """
+    missing = [name for name in SECRET_KEY_BY_FIELD if getattr(settings, name) is None]
+    if not settings.app_secret_arn or not missing:
+        return settings
+    secret = secrets.read(settings.app_secret_arn)
+    return dataclasses.replace(
+        settings,
+        whatsapp_token=settings.whatsapp_token or _text(secret, "whatsapp_token"),
+        otp_hash_key=settings.otp_hash_key or _text(secret, "otp_hash_key"),
+    )
+
+
+def _text(secret: dict[str, Any], field: str) -> str | None:
+    value = secret.get(SECRET_KEY_BY_FIELD[field])
+    return str(value) if value else None
+
+
+def _default_client() -> Any:
+    import boto3
+
+    return boto3.client("secretsmanager")
