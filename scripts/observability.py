@@ -19,16 +19,22 @@ The custom metrics are the EMF lines the code writes (``chalicelib.platform.emf`
 import json
 from typing import Any
 
+from chalicelib.customers.service import Failure
+from chalicelib.workflow import Action
+
 NAMESPACE = "RegistrationBackend"
 API_NAME = "registration-backend"  # the REST API's name: chalice's app_name, the OpenAPI title
 API_STAGE = "api"
 TOPIC = "AlarmTopic"
 DASHBOARD = "OperationsDashboard"
-# Breakdowns on the dashboard: what the code passes as ``by=``.
-APPROVAL_ACTIONS = ("verify", "schedule-survey", "complete-survey", "approve", "reject", "cancel")
-WORKER_FAILURE_REASONS = ("bad_body", "unknown_registration", "database", "constraint")
+# Breakdowns on the dashboard, from what the code passes as ``by=``: the staff and
+# registrant actions (create-customer is the worker's CustomerCreated), the worker's
+# failure reasons; the WhatsApp templates are passed to ``add``.
+APPROVAL_ACTIONS = tuple(a.value for a in Action if a is not Action.CREATE_CUSTOMER)
+WORKER_FAILURE_REASONS = tuple(reason.value for reason in Failure)
 
 Json = dict[str, Any]
+_TROUBLE = ("NotificationFailed", "NotificationUnknown", "NotificationRetried")
 
 
 def add(template: Json, stage: str, templates: tuple[str, ...] = ()) -> Json:
@@ -97,7 +103,11 @@ def dashboard(template: Json, stage: str, templates: tuple[str, ...] = ()) -> Js
     flow = [
         _panel("Registrations", [_custom_metric("RegistrationCreated")]),
         _panel(
-            "Approvals (transitions by action)", [_custom_metric(f"TransitionApplied.{a}") for a in APPROVAL_ACTIONS]
+            "Approvals (transitions by action)",
+            [
+                _custom_metric("TransitionApplied"),
+                *(_custom_metric(f"TransitionApplied.{a}") for a in APPROVAL_ACTIONS),
+            ],
         ),
         _panel("Customers created", [_custom_metric("CustomerCreated")]),
         _panel(
@@ -109,12 +119,15 @@ def dashboard(template: Json, stage: str, templates: tuple[str, ...] = ()) -> Js
         _panel("API 5xx and 4xx", [_api_metric("5XXError"), _api_metric("4XXError"), _api_metric("Count")]),
         _panel("Refused transitions (409)", [_custom_metric("TransitionRefused")]),
         _panel(
-            "Worker failures by reason", [_custom_metric(f"WorkerRecordFailed.{r}") for r in WORKER_FAILURE_REASONS]
+            "Worker failures by reason",
+            [
+                _custom_metric("WorkerRecordFailed"),
+                *(_custom_metric(f"WorkerRecordFailed.{r}") for r in WORKER_FAILURE_REASONS),
+            ],
         ),
         _panel(
-            "WhatsApp failed / unknown",
-            [_custom_metric(m) for m in ("NotificationFailed", "NotificationUnknown")]
-            + [_custom_metric(f"{m}.{t}") for m in ("NotificationFailed", "NotificationUnknown") for t in templates],
+            "WhatsApp failed / unknown / retried",
+            [_custom_metric(m) for m in _TROUBLE] + [_custom_metric(f"{m}.{t}") for m in _TROUBLE for t in templates],
         ),
     ]
     health = [
