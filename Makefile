@@ -64,7 +64,7 @@ check: lint typecheck squawk test  ## every check CI makes
 package: $(STAMP)  ## build/package: chalice package + merge template, bytecode in the zip, cfn-lint (STAGE=dev)
 	$(BIN)/python scripts/package.py --stage $${STAGE:-dev} --out build/package
 
-deploy-dry-run: $(RUN_STAMP)  ## print the pipeline's commands: package, CloudFormation deploy, migrate gate (STAGE=dev)
+deploy-dry-run: $(RUN_STAMP)  ## print the pipeline's commands: package, upload, deploy with the schema gate inside (STAGE=dev)
 	PYTHON=$(BIN)/python scripts/deploy --dry-run --stage $${STAGE:-dev}
 
 $(BENCH_STAMP): $(STAMP) requirements-bench.txt

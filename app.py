@@ -175,7 +175,15 @@ def customer_worker(event: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="migrate")
 def migrate(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``{"action": "plan" | "apply" | "verify"}`` -> the JSON report; raises unless ok."""
+    """``{"action": "plan" | "apply" | "verify"}`` -> the JSON report; raises unless ok.
+
+    A CloudFormation custom-resource request (``RequestType`` and ``ResponseURL``)
+    is the schema gate instead: answered by one PUT, never raised.
+    """
+    if "RequestType" in event and "ResponseURL" in event:
+        from chalicelib.migrate import custom_resource
+
+        return custom_resource.handle(event, context)
     from chalicelib.migrate import raise_unless_ok, run
 
     return raise_unless_ok(run(str(event.get("action", ""))))
@@ -196,6 +204,14 @@ def purge_idempotency_keys(event: Any) -> dict[str, int]:
     from chalicelib.registrations import service
 
     return {"purged": runtime.database.run(service.purge_idempotency_keys)}
+
+
+@app.schedule("rate(1 hour)", name="schema_drift_watch")
+def schema_drift_watch(event: Any) -> dict[str, Any]:
+    """verify, hourly: the report in the log, and the drift count as the ``SchemaDrift`` metric."""
+    from chalicelib.migrate import watch
+
+    return watch.watch()
 
 
 def _notify(outbox_ids: list[uuid.UUID]) -> None:

@@ -25,13 +25,14 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _support, cold_start, migrations, request_cost, scale, worker
+from bench import _support, cold_start, gate, migrations, request_cost, scale, worker
 
 FULL: dict[str, list[str]] = {
     "cold_start": [],
     "request_cost": [],
     "worker": [],
     "migrations": [],
+    "gate": [],
     "scale": [],
 }
 SMOKE: dict[str, list[str]] = {
@@ -39,6 +40,7 @@ SMOKE: dict[str, list[str]] = {
     "request_cost": ["--requests", "5", "--rows", "50"],
     "worker": ["--records", "20", "--traced-records", "10"],
     "migrations": ["--repeat", "2", "--rows", "2000", "--writer-warmup", "0.05"],
+    "gate": ["--repeat", "2"],
     "scale": ["--rows", "2000", "--page", "5", "--requests", "5"],
 }
 MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
@@ -46,6 +48,7 @@ MAINS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "request_cost": request_cost.main,
     "worker": worker.main,
     "migrations": migrations.main,
+    "gate": gate.main,
     "scale": scale.main,
 }
 
@@ -321,6 +324,23 @@ def _details(results: dict[str, Any]) -> list[str]:
                 f"{f['writer_statements_during']} | {f['writer_median_before_ms']} |"
             )
         out.append("")
+    gate_figures = results.get("gate", {})
+    if "nothing_pending" in gate_figures:
+        none, one = gate_figures["nothing_pending"], gate_figures["one_file"]
+        out += [
+            "### Schema gate (a CloudFormation custom-resource request to `migrate`, answered by PUT)",
+            "",
+            "| case | median ms | p99 ms | n |",
+            "|---|---|---|---|",
+            f"| nothing pending | {none['median_ms']:.1f} | {none['p99_ms']:.1f} | {none['n']} |",
+            f"| one file to apply | {one['median_ms']:.1f} | {one['p99_ms']:.1f} | {one['n']} |",
+            f"| (apply alone, the same file) | {gate_figures['plain_apply_one_file_median_ms']:.1f} | | |",
+            "",
+            "End to end through the handler: connection, lock, plan, then verify (nothing pending) or the",
+            "rehearsal, both contracts, apply and verify (a file), and the PUT to a loopback server; each",
+            "one-file run on a fresh copy of a migrated database.",
+            "",
+        ]
     big = results.get("scale", {})
     if "plans" in big:
         out += ["### Scale", "", "| request | median ms | p99 ms | n |", "|---|---|---|---|"]

@@ -2,19 +2,26 @@
 
 1. ``chalice package --merge-template .chalice/template-merge.json``: chalice's template
    plus the queue, its dead-letter queue, partial batch responses, the queue policies,
-   throttling and the outputs ``scripts/deploy`` reads; then ``scripts/observability.py``
-   adds the alarms, the dashboard and the X-Ray permissions;
+   throttling and the outputs ``scripts/deploy`` reads;
 2. bytecode in the zip: Lambda's code directory is read-only, so without ``.pyc`` files
    every cold start compiles every module it imports.  Compiled with this interpreter,
    which must be the runtime's minor version (chalice takes the runtime from it), as
    ``unchecked-hash`` pycs (valid whatever the files' times in the zip);
-3. ``cfn-lint`` on the template.
+3. the schema gate (DESIGN.md, "Deploy: no code before its schema"): the custom
+   resource ``SchemaMigration`` served by the ``migrate`` function, whose properties
+   carry the zip's sha256 (so it runs at every release) and the code's schema
+   contract (so ``OldResourceProperties`` describe the outgoing release); every
+   other function depends on it.  And the ``SchemaDrift`` alarm on the drift
+   watch's metric, for this stage, notifying ``AlarmTopic``;
+4. the operator's alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``);
+5. ``cfn-lint`` on the template.
 
     python scripts/package.py [--stage dev] [--out build/package] [--no-lint]
 """
 
 import argparse
 import compileall
+import hashlib
 import json
 import os
 import py_compile
@@ -24,10 +31,13 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MERGE_TEMPLATE = ROOT / ".chalice" / "template-merge.json"
 BIN = Path(sys.executable).parent
+GATE = "SchemaMigration"
+MIGRATE = "Migrate"
 
 
 class PackageError(Exception):
@@ -44,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         template = package(args.stage, args.out)
         compiled = compile_zip(args.out / "deployment.zip", runtime(template))
         print(f"package: {compiled} modules compiled into {args.out / 'deployment.zip'}", file=sys.stderr)
+        add_schema_gate(template, args.stage, args.out / "deployment.zip")
+        add_observability(template, args.stage)
+        (args.out / "sam.json").write_text(json.dumps(template, indent=2) + "\n")
+        print(f"package: {GATE} gates every function but {MIGRATE}", file=sys.stderr)
         if not args.no_lint:
             lint(args.out / "sam.json")
             print(f"package: cfn-lint found nothing in {args.out / 'sam.json'}", file=sys.stderr)
@@ -53,30 +67,72 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def package(stage: str, out: Path) -> dict[str, object]:
+def package(stage: str, out: Path) -> dict[str, Any]:
     """Run ``chalice package`` with the merge template into ``out``; the merged template."""
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "ap-southeast-3")}
     command = [str(BIN / "chalice"), "package", "--stage", stage, "--merge-template", str(MERGE_TEMPLATE), str(out)]
     if subprocess.run(command, cwd=ROOT, env=env, check=False).returncode != 0:  # noqa: S603 (our venv's chalice)
         raise PackageError("chalice package failed")
-    template: dict[str, object] = json.loads((out / "sam.json").read_text())
-    return add_observability(template, stage, out / "sam.json")
+    template: dict[str, Any] = json.loads((out / "sam.json").read_text())
+    return template
 
 
-def add_observability(template: dict[str, object], stage: str, path: Path) -> dict[str, object]:
-    """The alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``), written to ``path``."""
-    sys.path.insert(0, str(ROOT))
+def add_schema_gate(template: dict[str, Any], stage: str, zip_path: Path) -> None:
+    """The custom resource every other function waits for, and the SchemaDrift alarm (in place)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from chalicelib.schema_contract import contract_data
+
+    resources: dict[str, Any] = template["Resources"]
+    if MIGRATE not in resources:
+        raise PackageError(f"no {MIGRATE} function in the template: the schema gate needs it")
+    resources[GATE] = {
+        "Type": "Custom::SchemaMigration",
+        "Properties": {
+            "ServiceToken": {"Fn::GetAtt": [MIGRATE, "Arn"]},
+            # Changes with every release, so CloudFormation sends an Update every time.
+            "Release": hashlib.sha256(zip_path.read_bytes()).hexdigest(),
+            "Contract": json.dumps(contract_data(), sort_keys=True, separators=(",", ":")),
+            # Past the function's own timeout: the timer inside answers first; this is the backstop.
+            "ServiceTimeout": int(resources[MIGRATE]["Properties"].get("Timeout", 300)) + 60,
+        },
+    }
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function" and name != MIGRATE:
+            depends = resource.get("DependsOn", [])
+            depends = [depends] if isinstance(depends, str) else list(depends)
+            resource["DependsOn"] = [*depends, GATE] if GATE not in depends else depends
+    resources["SchemaDriftAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": "verify found schema drift (the hourly watch): see README, Operations",
+            "Namespace": "RegistrationBackend",
+            "MetricName": "SchemaDrift",
+            "Dimensions": [{"Name": "Stage", "Value": stage}],
+            "Statistic": "Maximum",
+            "Period": 3600,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
+        },
+    }
+
+
+def add_observability(template: dict[str, Any], stage: str) -> None:
+    """The alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``), in place."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     import observability
 
     from chalicelib.notifications.templates import TEMPLATES
 
     observability.add(template, stage, tuple(t.name for t in TEMPLATES))
-    path.write_text(json.dumps(template, indent=2))
-    return template
 
 
-def runtime(template: dict[str, object]) -> str:
+def runtime(template: dict[str, Any]) -> str:
     """The one Python runtime the template's functions use (``python3.11``)."""
     resources = template["Resources"]
     assert isinstance(resources, dict)
@@ -100,7 +156,8 @@ def compile_zip(path: Path, runtime_name: str) -> int:
         with zipfile.ZipFile(path) as archive:
             # Any pyc chalice copied would be for whatever Python built it: replaced by ours.
             entries = [(i, archive.read(i)) for i in archive.infolist() if not i.filename.endswith(".pyc")]
-            archive.extractall(task)
+            # Extract without them, or compileall would keep a timestamp-checked pyc it finds up to date.
+            archive.extractall(task, members=[info for info, _ in entries])
         compileall.compile_dir(
             task,
             quiet=2,

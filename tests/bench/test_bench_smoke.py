@@ -27,7 +27,7 @@ def restored_environment() -> Iterator[None]:
 
 
 # Split so that pytest-xdist runs them side by side; the cost on paper needs the two together.
-GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations"], ["scale"]]
+GROUPS = [["cold_start"], ["request_cost", "worker"], ["migrations", "gate"], ["scale"]]
 
 
 @pytest.mark.parametrize("names", GROUPS, ids=["+".join(g) for g in GROUPS])
@@ -50,6 +50,7 @@ def test_each_benchmark_runs_and_writes_its_results(
         assert results["cost"]["total_gb_s"] > 0
     if "migrations" in names:
         assert results["migrations"]["verify"]["round_trips"]
+        assert results["gate"]["nothing_pending"]["n"] == 2
 
 
 def test_every_benchmark_is_smoke_tested() -> None:

@@ -16,6 +16,7 @@ LOGICAL_ID = {
     "send_notifications": "SendNotifications",
     "migrate": "Migrate",
     "purge_idempotency_keys": "PurgeIdempotencyKeys",
+    "schema_drift_watch": "SchemaDriftWatch",
 }
 
 
@@ -33,7 +34,9 @@ def test_policies_are_written_by_hand() -> None:
 def test_each_function_reads_its_stages_secrets_and_no_other(stage: str, function: str) -> None:
     settings = CONFIG["stages"][stage]
     own = settings["lambda_functions"][function].get("environment_variables", {})
-    expected = [settings["environment_variables"]["DB_SECRET_ARN"]] + ([own["APP_SECRET_ARN"]] if own else [])
+    expected = [settings["environment_variables"]["DB_SECRET_ARN"]] + (
+        [own["APP_SECRET_ARN"]] if "APP_SECRET_ARN" in own else []
+    )
     granted = statements(stage, function)["ReadSecrets"]
     assert granted["Action"] == "secretsmanager:GetSecretValue"
     # Secrets Manager appends six random characters to a secret's name in its ARN.
@@ -59,6 +62,8 @@ def test_stages_have_their_environment_and_a_vpc(stage: str) -> None:
     assert all(s.startswith("subnet-") for s in settings["subnet_ids"])
     assert all(g.startswith("sg-") for g in settings["security_group_ids"])
     assert settings["lambda_functions"]["migrate"]["lambda_timeout"] >= 300
+    # The metrics' Stage dimension (chalicelib.platform.emf), and the SchemaDrift alarm's.
+    assert env["STAGE"] == stage
 
 
 def test_the_local_stage_sets_nothing_from_aws() -> None:

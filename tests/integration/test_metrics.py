@@ -105,6 +105,8 @@ def test_every_alarm_watches_a_metric_the_code_emits(
 ) -> None:
     capsys.readouterr()
     run_every_flow(client, package, whatsapp, queue_url)
+    event = client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    assert client.lambda_.invoke("schema_drift_watch", event).payload == {"ok": True, "drift": 0}
     lines = documents(capsys)
     emitted = Counter(name for document in lines for name in metric_names(document))
     dimension_sets = {
@@ -117,9 +119,8 @@ def test_every_alarm_watches_a_metric_the_code_emits(
     ours = {
         name: a["Properties"] for name, a in alarms.items() if a["Properties"].get("Namespace") == "RegistrationBackend"
     }
-    # SchemaDrift is the drift watch's (issue 11), tested with it.
-    watched = {a["MetricName"] for a in ours.values()} - {"SchemaDrift"}
-    assert watched == {"WorkerRecordFailed", "NotificationFailed", "NotificationUnknown"}
+    watched = {a["MetricName"] for a in ours.values()}
+    assert watched == {"WorkerRecordFailed", "NotificationFailed", "NotificationUnknown", "SchemaDrift"}
     assert watched <= set(emitted), f"alarms on metrics never emitted: {watched - set(emitted)}"
     for alarm in ours.values():
         assert (tuple(d["Name"] for d in alarm["Dimensions"]),) <= tuple(dimension_sets)

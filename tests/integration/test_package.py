@@ -5,8 +5,10 @@ a file lock; the others reuse its output).
 """
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -15,10 +17,18 @@ from typing import Any
 
 import pytest
 
+from chalicelib.schema_contract import contract_data
 from tests.conftest import MIGRATIONS, ROOT
 
 RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
-FUNCTIONS = ("APIHandler", "CustomerWorker", "SendNotifications", "Migrate", "PurgeIdempotencyKeys")
+FUNCTIONS = (
+    "APIHandler",
+    "CustomerWorker",
+    "SendNotifications",
+    "Migrate",
+    "PurgeIdempotencyKeys",
+    "SchemaDriftWatch",
+)
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -185,7 +195,8 @@ def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_ap
         assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
         assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
         # Only the functions that send WhatsApp messages or hash codes read the app secret.
-        assert ("APP_SECRET_ARN" in variables) == (name not in ("Migrate", "PurgeIdempotencyKeys")), name
+        needs_it = name not in ("Migrate", "PurgeIdempotencyKeys", "SchemaDriftWatch")
+        assert ("APP_SECRET_ARN" in variables) == needs_it, name
 
 
 @pytest.mark.slow
@@ -201,3 +212,84 @@ def test_roles_grant_nothing_broad(template: dict[str, Any]) -> None:
                 assert all("*" not in action for action in actions), statement
                 if statement["Resource"] == "*":
                     assert all(action.startswith("ec2:") for action in actions), statement
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a resource's body points at: Ref, Fn::GetAtt, and ${Name} in Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
+
+
+def _waits_for(found: dict[str, Any], name: str) -> set[str]:
+    """Every resource ``name`` waits for, directly or through others (DependsOn and references)."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        resource = found[todo.pop()]
+        depends = resource.get("DependsOn", [])
+        direct = ({depends} if isinstance(depends, str) else set(depends)) | _references(resource)
+        for other in direct & set(found) - seen:
+            seen.add(other)
+            todo.append(other)
+    return seen
+
+
+@pytest.mark.slow
+def test_every_function_but_migrate_waits_for_the_schema_gate(template: dict[str, Any]) -> None:
+    found = resources(template)
+    functions = [n for n, r in found.items() if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")]
+    assert sorted(functions) == sorted(FUNCTIONS)
+    for name in functions:
+        assert ("SchemaMigration" in _waits_for(found, name)) == (name != "Migrate"), name
+    # Whatever invokes a function (the API, the queue's mapping, the schedules) waits too.
+    assert "SchemaMigration" in _waits_for(found, "RestAPI")
+
+
+@pytest.mark.slow
+def test_the_schema_gate_is_served_by_migrate_and_changes_with_every_release(
+    template: dict[str, Any], package: Path
+) -> None:
+    gate = resources(template)["SchemaMigration"]
+    assert gate["Type"].startswith("Custom::")
+    properties = gate["Properties"]
+    assert properties["ServiceToken"] == {"Fn::GetAtt": ["Migrate", "Arn"]}
+    assert properties["Release"] == hashlib.sha256((package / "deployment.zip").read_bytes()).hexdigest()
+    assert json.loads(properties["Contract"]) == contract_data()
+    assert properties["ServiceTimeout"] > resources(template)["Migrate"]["Properties"]["Timeout"]
+    assert "SchemaMigration" not in _waits_for(resources(template), "Migrate")
+
+
+@pytest.mark.slow
+def test_drift_and_dead_letters_alarm_on_one_topic(template: dict[str, Any], package: Path) -> None:
+    found = resources(template)
+    stage = package.name.removeprefix("package-")
+    assert found["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    drift = found["SchemaDriftAlarm"]["Properties"]
+    assert (drift["Namespace"], drift["MetricName"]) == ("RegistrationBackend", "SchemaDrift")
+    assert drift["Dimensions"] == [{"Name": "Stage", "Value": stage}]
+    assert (drift["ComparisonOperator"], drift["Threshold"]) == ("GreaterThanThreshold", 0)
+    for alarm in ("SchemaDriftAlarm", "CustomerDeadLetterAlarm"):
+        assert found[alarm]["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm
+    subscription = found["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+@pytest.mark.slow
+def test_the_drift_watch_runs_hourly(template: dict[str, Any]) -> None:
+    [event] = resources(template)["SchemaDriftWatch"]["Properties"]["Events"].values()
+    assert event == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}
