@@ -108,14 +108,19 @@ def create_customers(database: Database, records: Iterable[Json], notify: Notify
     """
     failed: list[str] = []
     outbox_ids: list[uuid.UUID] = []
+    correlation_ids: list[str] = []
     for record in records:
         message_id = str(record.get("messageId", ""))
-        with logs.correlated(_correlation_id(record)):
+        correlation_id = _correlation_id(record)
+        correlation_ids += [correlation_id] if correlation_id else []
+        with logs.correlated(correlation_id):
             ok, outbox_id = _create_one(database, message_id, record.get("body"))
         if not ok:
             failed.append(message_id)
         if outbox_id is not None:
             outbox_ids.append(outbox_id)
+    # The batch's metrics line names the requests it carried out.
+    emf.set_property("correlation_id", correlation_ids[0] if len(correlation_ids) == 1 else correlation_ids or None)
     if outbox_ids:
         _notify(notify, outbox_ids)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -121,9 +121,9 @@ def timing(name: str, milliseconds: float) -> None:
 
 
 def set_property(key: str, value: Any) -> None:
-    """A non-metric field on the invocation's line (e.g. ``correlation_id``); nothing outside one."""
+    """A non-metric field on the invocation's line (e.g. ``correlation_id``); nothing outside one, or for None."""
     metrics = _current.get()
-    if metrics is not None:
+    if metrics is not None and value is not None:
         metrics.properties[key] = value
 
 
@@ -188,5 +188,6 @@ def summary(document: dict[str, Any]) -> str:
         else:
             parts.append(f"{name}={value:g}" if isinstance(value, int | float) else f"{name}={value}")
     where = f"{document.get('function', '?')} [{document.get('Stage', '?')}]"
-    correlation = f" correlation_id={document['correlation_id']}" if document.get("correlation_id") else ""
+    ids = document.get("correlation_id")
+    correlation = f" correlation_id={','.join(ids) if isinstance(ids, list) else ids}" if ids else ""
     return f"metrics {where} {' '.join(parts)}{correlation}"

@@ -87,6 +87,7 @@ def test_each_invocation_writes_one_line_with_all_it_counted(
         "NotificationSent.customer_created": 1,
     }
     assert batch["Stage"] == "local"
+    assert batch["correlation_id"] == message["MessageAttributes"]["correlation_id"]["StringValue"]
     assert batch["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage"]]
 
 
