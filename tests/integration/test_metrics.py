@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from chalice.test import Client
 
+from chalicelib.notifications.templates import TEMPLATE_BY_NAME
 from chalicelib.platform import emf
 from devstack.whatsapp import FakeWhatsApp, Reply
 from tests import sqs_events
@@ -183,3 +184,14 @@ def test_the_sender_refuses_a_row_that_does_not_fit_its_template(
     [line] = documents(capsys)
     assert (line["NotificationFailed.customer_created"], line["NotificationFailed.no_such"]) == (1, 1)
     assert "WhatsAppLatency" not in line
+
+
+def test_every_message_the_code_sends_fits_its_template(
+    client: Client, package: dict[str, Any], whatsapp: FakeWhatsApp, queue_url: str
+) -> None:
+    run_every_flow(client, package, whatsapp, queue_url)
+    sent = [request.body["template"] for request in whatsapp.requests]
+    assert {template["name"] for template in sent} == set(TEMPLATE_BY_NAME)
+    for template in sent:
+        problems = TEMPLATE_BY_NAME[template["name"]].problems(template["components"], template["language"]["code"])
+        assert problems == [], template["name"]
