@@ -12,7 +12,7 @@ ASSETS := node_modules/.package-lock.json
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
 .PHONY: help install run demo test faults fuzz soak lint format typecheck squawk check package deploy-dry-run \
-        readme-diagram migrate-plan migrate-apply migrate-verify bench bench-smoke clean
+        readme-diagram whatsapp-templates migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list every target
 	@awk -F':.*## ' '/^[a-z][a-z -]*:.*## / {n = split($$1, names, " "); \
@@ -60,7 +60,7 @@ format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py, devstack and tests
+typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py, devstack, tests and the operations scripts
 	$(BIN)/mypy
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards
@@ -86,6 +86,9 @@ bench-smoke: $(STAMP) $(ASSETS)  ## every benchmark with tiny sizes, to see that
 
 readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and error table from the code
 	$(BIN)/python scripts/readme_diagram.py
+
+whatsapp-templates: $(RUN_STAMP)  ## each WhatsApp template as its Graph API create request (ARGS=--apply: post them; local sink by default)
+	$(BIN)/python scripts/whatsapp_templates.py $(ARGS)
 
 migrate-plan migrate-apply migrate-verify: migrate-%: $(RUN_STAMP)  ## the migrate CLI against DATABASE_URL, else `make run`'s database
 	$(BIN)/python -m devstack.migrate $*

@@ -15,7 +15,7 @@ from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib.platform import logs
+from chalicelib.platform import emf, logs
 from chalicelib.platform.runtime import Runtime
 
 logs.configure()
@@ -50,31 +50,36 @@ _CACHEABLE = frozenset({("GET", "/packages"), ("GET", "/openapi.json")})
 
 @app.middleware("http")
 def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """One JSON line per request (request id, route, status, time taken; no query, no body), and
+    """One JSON line per request (request id, route, status, time taken; no query, no body),
     Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too, and
     ``Cache-Control: no-store`` on every response that is not public and cacheable.
 
-    One middleware rather than two: each costs every request a layer of Chalice's wrapping.
+    The request id is the ``correlation_id`` of every log line the request causes (and
+    of the worker's and the sender's, through the queue and the outbox), and the
+    request's metrics are one EMF line.  One middleware rather than several: each costs
+    every request a layer of Chalice's wrapping.
     """
     started = time.perf_counter()
-    response = get_response(event)
-    body = response.body
-    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        from chalicelib.web.responses import chalice_error_body
-
-        response.body = chalice_error_body(response.status_code, str(body["Message"]))
     context = event.context or {}
-    if (event.method, context.get("resourcePath", "")) not in _CACHEABLE:
-        response.headers.setdefault("Cache-Control", "no-store")
-    request_log.info(
-        "request",
-        extra={
-            "request_id": context.get("requestId") or getattr(event.lambda_context, "aws_request_id", None),
-            "route": f"{event.method} {context.get('resourcePath', '')}",
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
+    request_id = context.get("requestId") or getattr(event.lambda_context, "aws_request_id", None)
+    with logs.correlated(request_id), emf.invocation("api_handler", correlation_id=request_id):
+        response = get_response(event)
+        body = response.body
+        if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+            from chalicelib.web.responses import chalice_error_body
+
+            response.body = chalice_error_body(response.status_code, str(body["Message"]))
+        if (event.method, context.get("resourcePath", "")) not in _CACHEABLE:
+            response.headers.setdefault("Cache-Control", "no-store")
+        request_log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "route": f"{event.method} {context.get('resourcePath', '')}",
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
     return response
 
 
@@ -198,7 +203,8 @@ def customer_worker(event: Any) -> dict[str, Any]:
     """Create each record's customer; ``{"batchItemFailures": [...]}`` names the records to retry."""
     from chalicelib.customers import service
 
-    return service.create_customers(runtime.database, event.to_dict()["Records"], notify=_notify)
+    with emf.invocation("customer_worker"):
+        return service.create_customers(runtime.database, event.to_dict()["Records"], notify=_notify)
 
 
 @app.lambda_function(name="migrate")
@@ -222,7 +228,8 @@ def send_notifications(event: Any) -> dict[str, Any]:
     """Send what is due in the outbox: retries, and whatever ``_notify`` could not send."""
     from chalicelib.notifications import service
 
-    return service.send_due(runtime)
+    with emf.invocation("send_notifications"):
+        return service.send_due(runtime)
 
 
 @app.schedule("rate(1 day)", name="expire_registrations")

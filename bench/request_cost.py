@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,7 @@ def _create_params(package: str) -> dict[str, Any]:
         "pending": "pending_verification",
         "cancelled": "cancelled",
         "cancel": "cancel",
+        "correlation_id": str(uuid.uuid4()),
     }
 
 
@@ -268,12 +269,13 @@ def _list_params() -> dict[str, Any]:
 
 @contextmanager
 def _quiet_logs() -> Iterator[None]:
-    """Request logs formatted and written as usual, but to /dev/null rather than the terminal."""
+    """Request logs (and each invocation's EMF metrics line, on stdout) formatted and written as usual,
+    but to /dev/null rather than the terminal."""
     import app  # noqa: F401  (configures the logs)
 
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
     streams = [h.stream for h in handlers]
-    with open(os.devnull, "w") as sink:
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
         for handler in handlers:
             handler.setStream(sink)
         try:

@@ -10,6 +10,13 @@ HTTP, ``GET /_messages``: every delivered message, recipients unmasked)::
         fake.queue(Reply.http(429, retry_after=3), Reply.error(131026), Reply.slow(1.0))
         client = WhatsAppClient(fake.api_url, fake.phone_number_id, fake.token)
 
+It also takes ``POST /<version>/<business account id>/message_templates`` (what
+``make whatsapp-templates --apply`` sends), checks the body's shape, answers
+``{"id", "status": "APPROVED", "category"}`` and keeps the template
+(``FakeWhatsApp.templates``, ``GET /_templates``): a message for a template it
+holds must fit it, so a local run catches a send that WhatsApp would reject with
+code 132000 or 132001.
+
 CLI (the local sink; one JSON line per message, phone numbers masked)::
 
     python -m devstack.whatsapp --port 8025 [--token TOKEN] [--phone-number-id ID]
@@ -129,6 +136,7 @@ class FakeWhatsApp:
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
         self._requests: list[ReceivedRequest] = []
+        self._templates: dict[tuple[str, str], dict[str, Any]] = {}
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -184,6 +192,20 @@ class FakeWhatsApp:
             return list(self._requests)
 
     @property
+    def templates(self) -> list[dict[str, Any]]:
+        """The templates created so far (the create requests' bodies), oldest first."""
+        with self._lock:
+            return list(self._templates.values())
+
+    def _template(self, name: str, language: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._templates.get((name, language))
+
+    def _keep_template(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._templates[(body["name"], body["language"])] = body
+
+    @property
     def delivered(self) -> list[ReceivedRequest]:
         """The requests answered with a message id."""
         return [request for request in self.requests if request.message_id]
@@ -237,11 +259,15 @@ def _handler_for(fake: FakeWhatsApp) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the client gave up waiting (a scripted slow answer)
 
         def do_GET(self) -> None:
-            # Not a Cloud API path: how `make demo` (and a developer) reads the messages the sink took.
-            if self.path.split("?")[0] != "/_messages":
+            # Not Cloud API paths: how `make demo` (and a developer) reads what the sink took.
+            path = self.path.split("?")[0]
+            if path == "/_messages":
+                payload = json.dumps({"messages": [summary(r) for r in fake.delivered]}).encode()
+            elif path == "/_templates":
+                payload = json.dumps({"templates": fake.templates}).encode()
+            else:
                 self.send_error(404)
                 return
-            payload = json.dumps({"messages": [summary(r) for r in fake.delivered]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -262,11 +288,14 @@ def _answer(
     if scheme != "Bearer" or not token or (fake.token is not None and token != fake.token):
         return 401, _graph_error(190, "Invalid OAuth access token - Cannot parse access token"), None
     parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[2] == "message_templates":
+        return _create_template(fake, body)
     if len(parts) != 3 or parts[2] != "messages" or (fake._check_phone_number_id and parts[1] != fake.phone_number_id):
         return 400, _graph_error(100, f"Unsupported post request: unknown path {path}"), None
-    problem = _shape_problem(body)
+    problem = _shape_problem(body) or _template_problem(fake, body)
     if problem:
-        return 400, _graph_error(100, problem), None
+        code = 132000 if "parameters" in problem else 100
+        return 400, _graph_error(code, problem), None
     if reply.code is not None:
         return reply.status, _graph_error(reply.code, f"scripted error {reply.code}"), None
     if reply.status != 200:
@@ -301,6 +330,56 @@ def _shape_problem(body: Any) -> str | None:
     components = template.get("components", [])
     if not isinstance(components, list) or not all(isinstance(c, dict) and "type" in c for c in components):
         return "(#100) Param template.components must be a list of objects with a type."
+    return None
+
+
+def _create_template(fake: FakeWhatsApp, body: Any) -> tuple[int, dict[str, Any], str | None]:
+    """A ``message_templates`` create request: kept and approved at once when its shape is right."""
+    problem = _template_shape_problem(body)
+    if problem:
+        return 400, _graph_error(100, problem), None
+    fake._keep_template(body)
+    return 200, {"id": str(secrets.randbelow(10**15)), "status": "APPROVED", "category": body["category"]}, None
+
+
+def _template_shape_problem(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "the request body is not a JSON object"
+    if not isinstance(body.get("name"), str) or not re.fullmatch(r"[a-z0-9_]{1,512}", body["name"]):
+        return "(#100) Param name must be lowercase letters, digits and underscores."
+    if not isinstance(body.get("language"), str) or not body["language"]:
+        return "(#100) Param language is required."
+    if body.get("category") not in ("AUTHENTICATION", "MARKETING", "UTILITY"):
+        return "(#100) Param category must be AUTHENTICATION, MARKETING or UTILITY."
+    components = body.get("components")
+    if not isinstance(components, list) or not components or not all(isinstance(c, dict) for c in components):
+        return "(#100) Param components must be a non-empty list of objects."
+    bodies = [c for c in components if c.get("type") == "BODY"]
+    if len(bodies) != 1:
+        return "(#100) A template has exactly one BODY component."
+    text = bodies[0].get("text")
+    if body["category"] != "AUTHENTICATION":
+        if not isinstance(text, str) or not text:
+            return "(#100) The BODY component needs its text."
+        count = len(set(re.findall(r"\{\{(\d+)\}\}", text)))
+        examples = (bodies[0].get("example") or {}).get("body_text") or [[]]
+        if count and len(examples[0]) != count:
+            return f"(#100) The body has {count} parameters and {len(examples[0])} example values."
+    return None
+
+
+def _template_problem(fake: FakeWhatsApp, body: dict[str, Any]) -> str | None:
+    """How a message does not fit the template the sink holds under its name (None when none is held)."""
+    template = body["template"]
+    held = fake._template(template["name"], template["language"]["code"])
+    if held is None:
+        return None
+    [held_body] = [c for c in held["components"] if c.get("type") == "BODY"]
+    expected = 1 if held["category"] == "AUTHENTICATION" else len(set(re.findall(r"\{\{(\d+)\}\}", held_body["text"])))
+    sent = [c for c in template.get("components", []) if c.get("type") == "body"]
+    count = len(sent[0].get("parameters", [])) if sent else 0
+    if count != expected:
+        return f"Number of parameters ({count}) does not match the expected number of params ({expected})"
     return None
 
 

@@ -173,7 +173,7 @@ def _otp_budget_alarm(stage: str) -> dict[str, Any]:
             ),
             "Namespace": "RegistrationBackend",
             "MetricName": "OtpBudgetUsedPercent",
-            # chalicelib.metrics puts every metric under the stage's dimension.
+            # chalicelib.platform.emf puts every metric under the stage's dimension.
             "Dimensions": [{"Name": "Stage", "Value": stage}],
             "Statistic": "Maximum",
             "Period": 300,

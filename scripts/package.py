@@ -15,7 +15,8 @@
    watch's metric, for this stage, notifying ``AlarmTopic``;
 4. abuse limits (``scripts/edge_protection.py``): the WAF web ACL on the API stage,
    per-method throttles (staff routes apart), the OTP budget alarm;
-5. ``cfn-lint`` on the template.
+5. the operator's alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``);
+6. ``cfn-lint`` on the template.
 
     python scripts/package.py [--stage dev] [--out build/package] [--no-lint]
 """
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"package: {compiled} modules compiled into {args.out / 'deployment.zip'}", file=sys.stderr)
         add_schema_gate(template, args.stage, args.out / "deployment.zip")
         template = add_edge_protection(template, args.stage)
+        add_observability(template, args.stage)
         (args.out / "sam.json").write_text(json.dumps(template, indent=2) + "\n")
         print(f"package: {GATE} gates every function but {MIGRATE}", file=sys.stderr)
         if not args.no_lint:
@@ -127,6 +129,17 @@ def add_edge_protection(template: dict[str, Any], stage: str) -> dict[str, Any]:
     from edge_protection import protect
 
     return protect(template, stage)
+
+
+def add_observability(template: dict[str, Any], stage: str) -> None:
+    """The alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``), in place."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import observability
+
+    from chalicelib.notifications.templates import TEMPLATES
+
+    observability.add(template, stage, tuple(t.name for t in TEMPLATES))
 
 
 def runtime(template: dict[str, Any]) -> str:

@@ -73,9 +73,9 @@ WITH target AS (
     SELECT target.id, %(action)s, target.status, %(to_status)s, %(actor)s
       FROM target JOIN registration ON registration.id = target.id
 ), outbox AS (
-    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload, correlation_id)
     SELECT 'customer_created:' || customer.registration_id, customer.registration_id, customer.phone,
-           'customer_created',
+           %(template)s,
            jsonb_build_object(
                'components', jsonb_build_array(jsonb_build_object(
                    'type', 'body',
@@ -84,7 +84,8 @@ WITH target AS (
                        jsonb_build_object('type', 'text', 'text', customer.customer_number),
                        jsonb_build_object('type', 'text', 'text', ticket.ticket_number))
                )),
-               'language', 'id')
+               'language', %(language)s::text),
+           %(correlation_id)s
       FROM customer CROSS JOIN ticket
     RETURNING id
 )
@@ -100,7 +101,8 @@ SELECT target.status, customer.id, customer.customer_number, ticket.id, ticket.t
 def create_customer(conn: "psycopg.Connection[Any]", params: Json) -> CreateResult:
     """Run the create-customer statement on an autocommit connection.
 
-    ``params``: registration_id, actor, from_statuses, to_status, action.  Raises
+    ``params``: registration_id, actor, from_statuses, to_status, action, and the
+    outbox row's template, language and correlation_id.  Raises
     ``StatusRejectedError`` when a CHECK constraint refuses a row (the statement
     rolled back); other database errors (connection lost, a unique index) propagate.
     """

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -18,7 +19,8 @@ from chalicelib.customers import repository as customer_repository
 from chalicelib.customers.messages import CreateCustomer
 from chalicelib.errors import NotFoundError
 from chalicelib.jsontypes import Json
-from chalicelib.platform import sqs
+from chalicelib.notifications.templates import CUSTOMER_CREATED
+from chalicelib.platform import emf, logs, sqs
 from chalicelib.platform.database import Database
 from chalicelib.platform.settings import ConfigurationError
 from chalicelib.staff import Role, Staff, require
@@ -31,6 +33,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Notify = Callable[[list[uuid.UUID]], None]
+
+FAILED = "WorkerRecordFailed"
+
+
+class Failure(StrEnum):
+    """Why a record is left for retry: the breakdown of the ``WorkerRecordFailed`` metric."""
+
+    BAD_BODY = "bad_body"
+    UNKNOWN_REGISTRATION = "unknown_registration"
+    DATABASE = "database"
+    CONSTRAINT = "constraint"
+    STATUS = "status"  # not approved yet (nor closed): it may be, by the next receive
+
 
 # Who may ask for a customer (admin may do what any staff may: ``Staff.may``).
 REQUESTERS = frozenset({Role.APPROVER})
@@ -71,7 +86,8 @@ def request_customer(
         raise not_allowed(_CREATE.action, status, feasible)
     if not queue_url:
         raise ConfigurationError("CUSTOMER_QUEUE_URL is not set")
-    correlation_id = str(uuid.uuid4())
+    # The request's id travels with the message (an attribute: the body is pinned).
+    correlation_id = logs.correlation_id() or str(uuid.uuid4())
     message = CreateCustomer(type="create_customer", registration_id=registration, requested_by=staff.username)
     sqs.send(queue(), queue_url, message.to_body(), {"correlation_id": correlation_id})
     log.info("create-customer queued: registration %s, correlation %s", registration, correlation_id)
@@ -92,25 +108,35 @@ def create_customers(database: Database, records: Iterable[Json], notify: Notify
     """
     failed: list[str] = []
     outbox_ids: list[uuid.UUID] = []
+    correlation_ids: list[str] = []
     for record in records:
         message_id = str(record.get("messageId", ""))
-        ok, outbox_id = _create_one(database, message_id, record.get("body"))
+        correlation_id = _correlation_id(record)
+        correlation_ids += [correlation_id] if correlation_id else []
+        with logs.correlated(correlation_id):
+            ok, outbox_id = _create_one(database, message_id, record.get("body"))
         if not ok:
             failed.append(message_id)
         if outbox_id is not None:
             outbox_ids.append(outbox_id)
+    # The batch's metrics line names the requests it carried out.
+    emf.set_property("correlation_id", correlation_ids[0] if len(correlation_ids) == 1 else correlation_ids or None)
     if outbox_ids:
         _notify(notify, outbox_ids)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, uuid.UUID | None]:
-    """(acknowledge?, the new outbox row id); logs one line per record, saying which outcome."""
+    """(acknowledge?, the new outbox row id); logs one line per record, saying which outcome.
+
+    Counts ``CustomerCreated``, or ``WorkerRecordFailed`` by reason, on the invocation's metrics.
+    """
     try:
         message = CreateCustomer.model_validate_json(body if isinstance(body, str) else "")
     except ValidationError as error:
         problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in error.errors(include_input=False)]
         log.error("create-customer %s (registration %s) failed: bad body %s", message_id, _claimed_id(body), problems)
+        emf.count(FAILED, by=Failure.BAD_BODY)
         return False, None
     registration = message.registration_id
     params = {
@@ -119,6 +145,9 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
         "from_statuses": [s.value for s in _CREATE.sources],
         "to_status": _CREATE.target.value,
         "action": _CREATE.action.value,
+        "template": CUSTOMER_CREATED.name,
+        "language": CUSTOMER_CREATED.language,
+        "correlation_id": logs.correlation_id(),
     }
     try:
         result = database.run(lambda conn: customer_repository.create_customer(conn, params))
@@ -128,6 +157,7 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
             "nothing was written, the message stays for retry (run `python -m chalicelib.migrate verify`)",
             message_id, registration, error.table, _CREATE.target.value, error.constraint,
         )  # fmt: skip
+        emf.count(FAILED, by=Failure.CONSTRAINT)
         return False, None
     except Exception as error:
         # Any other failure (connection lost, a unique index) is this record's alone:
@@ -137,6 +167,7 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
             "create-customer %s (registration %s) failed: database error %s (sqlstate %s)",
             message_id, registration, type(error).__name__, getattr(error, "sqlstate", None),
         )  # fmt: skip
+        emf.count(FAILED, by=Failure.DATABASE)
         return False, None
     return _outcome(message_id, registration, result)
 
@@ -150,6 +181,7 @@ def _outcome(
             "create-customer %s: registration %s is customer %s (%s), ticket %s",
             message_id, registration, result.customer_id, result.customer_number, result.ticket_number,
         )  # fmt: skip
+        emf.count("CustomerCreated")
         return True, result.outbox_id
     if status is _CREATE.target:
         log.info("create-customer %s: registration %s already has its customer; acknowledged", message_id, registration)
@@ -165,6 +197,7 @@ def _outcome(
         else f"status is {status}, create-customer needs {', '.join(sorted(_CREATE.sources))}"
     )
     log.error("create-customer %s (registration %s) failed: %s", message_id, registration, reason)
+    emf.count(FAILED, by=Failure.UNKNOWN_REGISTRATION if status is None else Failure.STATUS)
     return False, None
 
 
@@ -174,6 +207,13 @@ def _notify(notify: Notify, outbox_ids: list[uuid.UUID]) -> None:
     except Exception as error:
         # The customers are committed; their outbox rows stay pending for the scheduled sender.
         log.warning("notify failed for outbox rows %s: %s; they wait for the sender", outbox_ids, type(error).__name__)
+
+
+def _correlation_id(record: Json) -> str | None:
+    """The ``correlation_id`` message attribute: the id of the API request that queued the message."""
+    attribute = (record.get("messageAttributes") or {}).get("correlation_id") or {}
+    value = attribute.get("stringValue") if isinstance(attribute, dict) else None
+    return str(value)[:128] if value else None
 
 
 def _claimed_id(body: Any) -> str | None:

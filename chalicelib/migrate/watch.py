@@ -13,8 +13,12 @@ METRIC = "SchemaDrift"
 
 
 def watch(verify: Callable[[], dict[str, Any]] | None = None, *, stream: TextIO | None = None) -> dict[str, Any]:
-    """Run verify, log its report, emit the drift count; returns ``{"drift": n, "ok": ...}``."""
-    from chalicelib import metrics
+    """Run verify, log its report, emit the drift count; returns ``{"drift": n, "ok": ...}``.
+
+    The count is the invocation's one EMF line (``chalicelib.platform.emf``), on ``stream``
+    (default: standard output, Lambda's log).
+    """
+    from chalicelib.platform import emf
 
     if verify is None:
         from chalicelib.migrate import run
@@ -26,5 +30,6 @@ def watch(verify: Callable[[], dict[str, Any]] | None = None, *, stream: TextIO 
     out = stream or sys.stdout
     print(json.dumps({"schema_drift_watch": report}, default=str), file=out, flush=True)
     count = len(report["drift"])
-    metrics.emit({METRIC: count}, stream=out)
+    with emf.invocation("schema_drift_watch", write=lambda line: print(line, file=out, flush=True)):
+        emf.count(METRIC, count)
     return {"ok": report["ok"], "drift": count}

@@ -39,13 +39,14 @@ _RETRY_FROM = f"status = '{_SENDING}'"
 
 @dataclass(frozen=True)
 class OutboxRow:
-    """A claimed row: what to send, and ``attempts`` (this claim's number, counting it)."""
+    """A claimed row: what to send, ``attempts`` (this claim's number, counting it), the request that wrote it."""
 
     id: UUID
     recipient: str
     template: str
     payload: dict[str, Any]
     attempts: int
+    correlation_id: str | None = None
 
     @property
     def sensitive(self) -> bool:
@@ -66,7 +67,7 @@ UPDATE notification_outbox o
 SET status = '{_SENDING}', attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease_s)s)
 FROM due
 WHERE o.id = due.id
-RETURNING o.id, o.recipient, o.template, o.payload, o.attempts
+RETURNING o.id, o.recipient, o.template, o.payload, o.attempts, o.correlation_id
 """
 _CLAIM_ANY = statement(_CLAIM.format(only_ids=""))
 _CLAIM_THESE = statement(_CLAIM.format(only_ids="AND id = ANY(%(ids)s)"))

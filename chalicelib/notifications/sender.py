@@ -22,6 +22,7 @@ into ``unknown``.
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,12 +31,14 @@ from uuid import UUID
 
 from chalicelib.notifications import outbox
 from chalicelib.notifications.outbox import OutboxRow
+from chalicelib.notifications.templates import TEMPLATE_BY_NAME
 from chalicelib.notifications.whatsapp import (
     WhatsAppError,
     WhatsAppOutcomeUnknownError,
     WhatsAppPermanentError,
     WhatsAppRetryableError,
 )
+from chalicelib.platform import emf, logs
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,7 +58,10 @@ class TemplateSender(Protocol):
 
 
 class Outcome(StrEnum):
-    """What one send did to its row; the keys of the counts ``send_due`` returns (with ``expired``)."""
+    """What one send did to its row; the keys of the counts ``send_due`` returns (with ``expired``).
+
+    Each is also counted on the invocation's metrics, by template (``METRIC_BY_OUTCOME``).
+    """
 
     SENT = "sent"
     RETRIED = "retried"
@@ -82,6 +88,13 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+METRIC_BY_OUTCOME = {
+    Outcome.SENT: "NotificationSent",
+    Outcome.RETRIED: "NotificationRetried",
+    Outcome.FAILED: "NotificationFailed",
+    Outcome.UNKNOWN: "NotificationUnknown",
+}
+LATENCY = "WhatsAppLatency"
 
 
 def send_due(
@@ -102,9 +115,11 @@ def send_due(
     for row_id in outbox.expire_leases(conn):
         logger.warning("outbox %s: lease expired while sending; now unknown", row_id)
         counts["expired"] += 1
+        emf.count(METRIC_BY_OUTCOME[Outcome.UNKNOWN])
     for row_id in outbox.fail_too_late(conn):
         logger.warning("outbox %s: not sent before its content expired; redacted", row_id)
         counts["too_late"] += 1
+        emf.count(METRIC_BY_OUTCOME[Outcome.FAILED])
 
     def claim() -> list[OutboxRow]:
         return outbox.claim_due(conn, limit=1, lease_s=policy.lease_s)
@@ -156,7 +171,8 @@ def _send_claimed(
         rows = claim()
         if not rows:
             return
-        outcome, stop = _send_one(conn, client, rows[0], policy, rng)
+        with logs.correlated(rows[0].correlation_id):
+            outcome, stop = _send_one(conn, client, rows[0], policy, rng)
         counts[outcome] += 1
         if stop:
             return
@@ -165,14 +181,20 @@ def _send_claimed(
 def _send_one(
     conn: "psycopg.Connection[Any]", client: TemplateSender, row: OutboxRow, policy: RetryPolicy, rng: random.Random
 ) -> tuple[Outcome, bool]:
-    """Send one claimed row and record what happened; returns the outcome and whether to stop the batch."""
+    """Send one claimed row and record what happened; returns the outcome and whether to stop the batch.
+
+    A row that does not fit its template (``chalicelib.notifications.templates``) fails
+    without a send: WhatsApp would refuse it (132000, 132001) and count it against us.
+    """
     components = row.payload.get("components", [])
     language = row.payload.get("language", DEFAULT_LANGUAGE)
-    if not isinstance(components, list) or not isinstance(language, str):
-        error = "bad payload: components must be a list and language a string"
+    template = TEMPLATE_BY_NAME.get(row.template)
+    problems = ["no such template"] if template is None else template.problems(components, language)
+    if problems:
+        error = f"does not fit template {row.template!r}: {'; '.join(problems)}"
         return _record(outbox.mark_failed(conn, row.id, row.attempts, error), row, Outcome.FAILED, None), False
     try:
-        message_id = client.send_template(row.recipient, row.template, components=components, language=language)
+        message_id = _timed_send(client, row, components, language)
     except WhatsAppRetryableError as error:
         stop = error.code not in PER_RECIPIENT_CODES
         text = error.describe(with_details=not row.sensitive)
@@ -195,7 +217,17 @@ def _send_one(
     return _record(outbox.mark_sent(conn, row.id, row.attempts, message_id), row, Outcome.SENT, None), False
 
 
+def _timed_send(client: TemplateSender, row: OutboxRow, components: list[Any], language: str) -> str:
+    """``client.send_template`` for ``row``, its duration counted as ``WhatsAppLatency`` whatever the answer."""
+    started = time.perf_counter()
+    try:
+        return client.send_template(row.recipient, row.template, components=components, language=language)
+    finally:
+        emf.timing(LATENCY, (time.perf_counter() - started) * 1000)
+
+
 def _record(recorded: bool, row: OutboxRow, outcome: Outcome, error: WhatsAppError | None) -> Outcome:
+    emf.count(METRIC_BY_OUTCOME[outcome], by=row.template)
     code = error.code if error else None
     status = error.http_status if error else None
     if not recorded:

@@ -3,13 +3,17 @@
 Masking happens where a record is made (``logging.setLogRecordFactory``), so it
 covers every logger and every handler, third-party messages and tracebacks
 included (a psycopg ``UniqueViolation`` names the duplicate value, for one).
+There too every record gets the ``correlation_id`` of the work in hand (``correlated``):
+the API request's id, carried to the worker and the sender of its messages.
 """
 
+import contextlib
+import contextvars
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -20,6 +24,27 @@ _PHONE = re.compile(r"(?<![\w-])\+?\d(?:[\s.-]?\d){8,14}(?![\w-])")
 # Either of them, in one scan: most strings hold neither and need no more work.
 _EMAIL_OR_PHONE = re.compile(f"{_EMAIL.pattern}|{_PHONE.pattern}")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+def correlation_id() -> str | None:
+    """The correlation id of the work in hand (None outside ``correlated``)."""
+    return _correlation_id.get()
+
+
+@contextlib.contextmanager
+def correlated(correlation_id: str | None) -> Iterator[None]:
+    """Every log record made inside carries ``correlation_id`` (unchanged when it is None)."""
+    if correlation_id is None:
+        yield
+        return
+    token = _correlation_id.set(correlation_id)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)
 
 
 def mask(text: str) -> str:
@@ -78,6 +103,8 @@ class _MaskingRecordFactory:
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self._make_record(*args, **kwargs)
         record.msg, record.args = mask(record.getMessage()), None
+        if (current := _correlation_id.get()) is not None:
+            record.correlation_id = current
         if record.exc_info:
             record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
         return record

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from chalicelib.notifications.templates import REGISTRATION_OTP
 from chalicelib.platform.settings import ConfigurationError
 
 CODE_DIGITS = 6
@@ -26,7 +27,7 @@ MAX_FAILED_ATTEMPTS = 5
 RESEND_AFTER = timedelta(minutes=1)
 # After this many codes for one registration, staff verify by phone instead.
 MAX_CODES = 5
-TEMPLATE = "registration_otp"
+TEMPLATE = REGISTRATION_OTP.name
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,6 @@ def message_payload(code: str) -> dict[str, Any]:
     """The outbox payload of an authentication-template message carrying ``code``.
 
     WhatsApp authentication templates take the code twice: in the body and in the
-    copy-code button.
+    copy-code button (``REGISTRATION_OTP.components``).
     """
-    text = [{"type": "text", "text": code}]
-    return {
-        "language": "id",
-        "sensitive": True,
-        "components": [
-            {"type": "body", "parameters": text},
-            {"type": "button", "sub_type": "url", "index": "0", "parameters": text},
-        ],
-    }
+    return {"language": REGISTRATION_OTP.language, "sensitive": True, "components": REGISTRATION_OTP.components(code)}

@@ -104,9 +104,9 @@ WITH package AS (
     INSERT INTO registration_otps (registration_id, code_hash, expires_at)
     SELECT id, %(otp_hash)s, now() + %(otp_valid_for)s FROM r
 ), outbox AS (
-    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload, correlation_id)
     SELECT 'otp:' || id || ':1', id, phone, %(otp_template)s,
-           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s) FROM r
+           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s), %(correlation_id)s FROM r
     RETURNING id
 )
 SELECT (SELECT {_REGISTRATION} FROM r), (SELECT id FROM outbox), EXISTS (SELECT FROM package),
@@ -426,9 +426,10 @@ WITH r AS (
        AND EXISTS (SELECT FROM budget)
     RETURNING o.codes_sent
 ), outbox AS (
-    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload)
+    INSERT INTO notification_outbox (dedupe_key, registration_id, recipient, template, payload, correlation_id)
     SELECT 'otp:' || r.id || ':' || o.codes_sent, r.id, r.phone, %(otp_template)s,
-           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s) FROM r, o
+           %(otp_payload)s || jsonb_build_object('valid_until', now() + %(otp_valid_for)s), %(correlation_id)s
+      FROM r, o
     RETURNING id
 )
 SELECT r.status, (SELECT id FROM outbox), p.codes_sent, p.wait_s, EXISTS (SELECT FROM eligible),

@@ -5,13 +5,11 @@ import hashlib
 import json
 import logging
 import re
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from chalicelib import metrics
 from chalicelib.errors import (
     AppError,
     BadRequestError,
@@ -24,6 +22,7 @@ from chalicelib.errors import (
     problem,
 )
 from chalicelib.jsontypes import Json
+from chalicelib.platform import emf, logs
 from chalicelib.registrations import otp, repository, search
 from chalicelib.registrations.models import ListQuery, PackageIn, RegistrationIn
 from chalicelib.staff import Role, Staff, require
@@ -110,6 +109,7 @@ def register(
         "otp_payload": otp.message_payload(code),
         "stale_after": stale_after,
         "stale_reason": STALE_REASON,
+        "correlation_id": logs.correlation_id(),
     }
     try:
         if idempotency_key is None:
@@ -137,12 +137,13 @@ def _insert(conn: "psycopg.Connection[Any]", fields: Json, budget: otp.SendBudge
     if registration is None or outbox_id is None:
         raise budget_refusal(count)
     record_budget_use(count, budget)
+    emf.count("RegistrationCreated")
     return Registered(201, registration, [outbox_id])
 
 
 def budget_refusal(count: "repository.SendCount") -> TooManyRequestsError:
     """The 429 for a code the budgets refused, with the wait until the refusing window ends."""
-    metrics.emit({"OtpSendRefused": 1}, stream=sys.stderr)
+    emf.count("OtpSendRefused")
     if count.client_refused:
         return TooManyRequestsError(
             "too many codes were asked for from this address; try again later", retry_after_s=count.client_wait_s
@@ -155,9 +156,7 @@ def record_budget_use(count: "repository.SendCount", budget: otp.SendBudget) -> 
     """Log how much of the day's budget is spent (``OtpBudgetUsedPercent``: an alarm watches it)."""
     if count.sent_today is not None and budget.per_day > 0:
         used = round(100 * count.sent_today / budget.per_day, 2)
-        # Standard error: Lambda logs it as it does standard output, and local tools (the
-        # benchmarks) keep their results on standard output.
-        metrics.emit({"OtpBudgetUsedPercent": used}, unit="Percent", stream=sys.stderr)
+        emf.gauge("OtpBudgetUsedPercent", used, "Percent")
 
 
 # The message that tells a registrant where their registration stands, when someone (maybe they)
@@ -264,6 +263,7 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
         raise NotFoundError("no such registration")
     if registration is None:
         raise not_allowed(action, RegistrationStatus(before), feasible)
+    emf.count("TransitionApplied", by=action.value)
     return registration
 
 

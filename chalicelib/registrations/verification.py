@@ -10,6 +10,7 @@ from chalicelib.errors import (
     TooManyRequestsError,
 )
 from chalicelib.jsontypes import Json
+from chalicelib.platform import logs
 from chalicelib.registrations import otp, repository
 from chalicelib.registrations.service import move
 from chalicelib.statuses import RegistrationStatus
@@ -87,6 +88,7 @@ def resend_code(
             "resend_after": otp.RESEND_AFTER,
             "max_codes": otp.MAX_CODES,
             "pending": RegistrationStatus.PENDING_VERIFICATION.value,
+            "correlation_id": logs.correlation_id(),
         },
     )
     if row is None:

@@ -3,7 +3,8 @@
 import logging
 from typing import Any
 
-from chalicelib.errors import AppError
+from chalicelib.errors import AppError, TransitionNotAllowedError
+from chalicelib.platform import emf
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def translate(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     from pydantic import ValidationError
 
     if isinstance(error, AppError):
+        if isinstance(error, TransitionNotAllowedError):
+            emf.count("TransitionRefused")  # every action's 409 comes through here
         headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else {}
         return error.status, error_body(error.code, error.message, error.details), headers
     if isinstance(error, ValidationError):  # a model validated outside ``web.requests``: still a 400

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from chalicelib.notifications.sender import RetryPolicy, send_due
+from chalicelib.notifications.templates import CUSTOMER_CREATED
 from chalicelib.notifications.whatsapp import WhatsAppClient
 from devstack.whatsapp import FakeWhatsApp, Reply
 
@@ -31,7 +32,7 @@ def add_rows(conn: psycopg.Connection[Any], count: int) -> dict[str, str]:
     for index in range(count):
         key = f"fault:{uuid.uuid4()}"
         recipient = f"+62812{70_000_000 + index:08d}"
-        payload = {"components": [{"type": "body", "parameters": [{"type": "text", "text": key}]}], "language": "id"}
+        payload = {"components": CUSTOMER_CREATED.components(key, "CUS-0000001", "INS-0000001"), "language": "id"}
         conn.execute(
             "INSERT INTO notification_outbox (dedupe_key, recipient, template, payload) VALUES (%s, %s, %s, %s)",
             (key, recipient, "customer_created", json.dumps(payload)),

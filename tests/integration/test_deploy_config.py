@@ -77,7 +77,7 @@ def test_stages_have_their_environment_and_a_vpc(stage: str) -> None:
     assert all(s.startswith("subnet-") for s in settings["subnet_ids"])
     assert all(g.startswith("sg-") for g in settings["security_group_ids"])
     assert settings["lambda_functions"]["migrate"]["lambda_timeout"] >= 300
-    # The metrics' Stage dimension (chalicelib.metrics), and the SchemaDrift alarm's.
+    # The metrics' Stage dimension (chalicelib.platform.emf), and the SchemaDrift alarm's.
     assert env["STAGE"] == stage
 
 

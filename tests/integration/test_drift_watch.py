@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from chalice.test import Client
 
-from chalicelib import metrics
 from chalicelib.migrate import run, watch
+from chalicelib.platform import emf
 from tests.conftest import MIGRATIONS
 from tests.support.runtime import new_container
 
@@ -72,13 +72,13 @@ def test_the_scheduled_function_runs_it(migrated_db: str, monkeypatch: pytest.Mo
         new_container(monkeypatch)
 
 
-def test_the_emf_writer_takes_several_metrics_and_properties() -> None:
-    line = metrics.emf_line(
-        {"CustomerCreated": 1, "RegistrationCreated": 2},
-        dimensions={"Stage": "dev"},
-        properties={"correlation_id": "abc"},
-        timestamp_ms=1_700_000_000_000,
-    )
+def test_the_emf_writer_takes_several_metrics_and_properties(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGE", "dev")
+    lines: list[str] = []
+    with emf.invocation("api_handler", write=lines.append, correlation_id="abc"):
+        emf.count("CustomerCreated")
+        emf.count("RegistrationCreated", 2)
+    [line] = lines
     assert emf_metrics(line) == {"CustomerCreated": 1, "RegistrationCreated": 2, "dimensions": {"Stage": "dev"}}
     assert json.loads(line)["correlation_id"] == "abc"
     assert "\n" not in line

@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib.notifications import outbox
 from chalicelib.notifications.sender import RetryPolicy, send_due, send_now
+from chalicelib.notifications.templates import CUSTOMER_CREATED
 from chalicelib.notifications.whatsapp import WhatsAppClient
 from devstack.whatsapp import FakeWhatsApp, Reply
 
@@ -19,6 +20,7 @@ OTP_COMPONENTS = [
     {"type": "body", "parameters": [{"type": "text", "text": "482913"}]},
     {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "482913"}]},
 ]
+WELCOME_COMPONENTS = CUSTOMER_CREATED.components("Budi Santoso", "CUS-0000001", "INS-0000001")
 
 
 def add_row(
@@ -33,7 +35,7 @@ def add_row(
 ) -> UUID:
     """A new outbox row (a unique recipient unless given); returns its id."""
     recipient = recipient or f"+62812{random.randrange(10**7, 10**8)}"  # noqa: S311
-    payload = payload if payload is not None else {"components": [{"type": "body", "parameters": []}]}
+    payload = payload if payload is not None else {"components": WELCOME_COMPONENTS}
     row = conn.execute(
         "INSERT INTO notification_outbox (dedupe_key, recipient, template, payload, status, attempts, next_attempt_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) RETURNING id",
@@ -73,7 +75,7 @@ def rng() -> random.Random:
 def test_success_stores_the_wamid_and_sends_once(
     conn: psycopg.Connection[Any], fake_whatsapp: FakeWhatsApp, whatsapp_client: WhatsAppClient
 ) -> None:
-    row_id = add_row(conn, recipient="+6281234567890", payload={"components": OTP_COMPONENTS, "language": "en"})
+    row_id = add_row(conn, recipient="+6281234567890", payload={"components": WELCOME_COMPONENTS, "language": "id"})
 
     assert send_due(conn, whatsapp_client) == counts(sent=1)
     make_due(conn)
@@ -86,12 +88,12 @@ def test_success_stores_the_wamid_and_sends_once(
     assert row["provider_message_id"].startswith("wamid.")
     assert row["sent_at"] is not None
     assert (row["attempts"], row["last_error"]) == (1, None)
-    assert row["payload"]["components"] == OTP_COMPONENTS  # not sensitive: kept
+    assert row["payload"]["components"] == WELCOME_COMPONENTS  # not sensitive: kept
     assert request.body["to"] == "6281234567890"
     assert request.body["template"] == {
         "name": "customer_created",
-        "language": {"code": "en"},
-        "components": OTP_COMPONENTS,
+        "language": {"code": "id"},
+        "components": WELCOME_COMPONENTS,
     }
 
 
