@@ -142,6 +142,12 @@ def dashboard(template: Json, stage: str, templates: tuple[str, ...] = ()) -> Js
             stat="p99",
         ),
         _panel("Schema drift", [_custom_metric("SchemaDrift", stat="Maximum")], stat="Maximum"),
+        # Issue 16's budgets: the day's share of one-time codes spent (its alarm fires at 50 %), and refusals.
+        _panel(
+            "One-time codes: daily budget used (%), refused",
+            [_custom_metric("OtpBudgetUsedPercent", stat="Maximum"), _custom_metric("OtpSendRefused")],
+            stat="Maximum",
+        ),
         _panel(
             "Lambda errors and throttles",
             [

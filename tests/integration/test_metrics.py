@@ -21,6 +21,7 @@ from tests.conftest import ROOT
 from tests.integration.test_end_to_end import app_whatsapp, approve, texts, worker
 from tests.support import sqs_events
 from tests.support.api import post, register, token
+from tests.support.runtime import new_container
 
 __all__ = ["app_whatsapp"]  # a fixture
 
@@ -110,10 +111,15 @@ def test_every_alarm_watches_a_metric_the_code_emits(
     app_whatsapp: FakeWhatsApp,
     queue_url: str,
     capsys: pytest.CaptureFixture[str],
+    migrated_db: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     capsys.readouterr()
     run_every_flow(api_client, package, app_whatsapp, queue_url)
     event = api_client.events.generate_cw_event("Scheduled Event", "aws.events", {}, [])
+    # The drift watch connects as the schema owner (it replays the migrations into a scratch database).
+    monkeypatch.setenv("DATABASE_URL", migrated_db)
+    new_container(monkeypatch)
     assert api_client.lambda_.invoke("schema_drift_watch", event).payload == {"ok": True, "drift": 0}
     lines = documents(capsys)
     emitted = Counter(name for document in lines for name in metric_names(document))
