@@ -278,8 +278,8 @@ def _details(results: dict[str, Any]) -> list[str]:
                 )
         out += [
             "",
-            "The handler's own cost is fixed per request (Chalice's event and response, JWT verification",
-            "≈ 60 µs, pydantic, the request log line, JSON encoding of the body): about "
+            "The handler's own cost is fixed per request (Chalice's event and response, pydantic, the",
+            "request log line; a staff token is verified once per container): about "
             + ", ".join(
                 f"{f['handler_overhead_ms']:.2f} ms ({name})"
                 for name, f in requests.items()
@@ -291,9 +291,20 @@ def _details(results: dict[str, Any]) -> list[str]:
             "as between a Lambda and RDS in one region.",
             "",
             "With WhatsApp configured, POST /registrations sends the OTP after commit: the two extra",
-            "round trips are the outbox row claimed and marked sent (`notifications.send_now`).",
+            "round trips are the outbox row claimed and marked sent (`notifications.sender.send_now`).",
             "",
         ]
+        cpu = {name: f["cpu_us"] for name, f in requests.items() if isinstance(f, dict) and "cpu_us" in f}
+        if cpu:
+            out += [
+                "CPU time of this process per call, median (less disturbed by a busy machine than wall time): "
+                + ", ".join(f"{c['handler']:.0f} µs vs {c['bare_sql']:.0f} µs bare ({name})" for name, c in cpu.items())
+                + ".",
+                "",
+            ]
+        notes = Path(__file__).with_name("request_cost_notes.md")
+        if notes.exists():
+            out += [notes.read_text().rstrip(), ""]
     work = results.get("worker", {})
     if "one_statement_worker" in work:
         out += [

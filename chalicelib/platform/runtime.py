@@ -7,12 +7,14 @@ passed to whatever needs it: nothing in chalicelib keeps state of its own.
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.platform.database import Database, conninfo
 from chalicelib.platform.secrets import Secrets, with_app_secret
 from chalicelib.platform.settings import Settings
-from chalicelib.staff import Staff
+
+if TYPE_CHECKING:  # imported with the first request that needs it, not at cold start
+    from chalicelib.staff import Staff
 
 # A verified token, by (token, and the settings it was verified with): the caller and when it expires.
 TokenCacheKey = tuple[str, str | None, str | None, str | None]
