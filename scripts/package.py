@@ -137,7 +137,7 @@ def add_observability(template: dict[str, Any], stage: str) -> None:
         sys.path.insert(0, str(ROOT))
     import observability
 
-    from chalicelib.notifications.templates import TEMPLATES
+    from chalicelib.message_templates import TEMPLATES
 
     observability.add(template, stage, tuple(t.name for t in TEMPLATES))
 

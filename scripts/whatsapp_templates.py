@@ -24,7 +24,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.notifications.templates import TEMPLATES
+from chalicelib.message_templates import TEMPLATES
 
 LOCAL_ACCOUNT_ID = "100000000000009"
 

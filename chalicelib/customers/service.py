@@ -19,7 +19,7 @@ from chalicelib.customers import repository as customer_repository
 from chalicelib.customers.messages import CreateCustomer
 from chalicelib.errors import NotFoundError
 from chalicelib.jsontypes import Json
-from chalicelib.notifications.templates import CUSTOMER_CREATED
+from chalicelib.message_templates import CUSTOMER_CREATED
 from chalicelib.platform import emf, logs, sqs
 from chalicelib.platform.database import Database
 from chalicelib.platform.settings import ConfigurationError

@@ -29,9 +29,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from chalicelib.message_templates import TEMPLATE_BY_NAME
 from chalicelib.notifications import outbox
 from chalicelib.notifications.outbox import OutboxRow
-from chalicelib.notifications.templates import TEMPLATE_BY_NAME
 from chalicelib.notifications.whatsapp import (
     WhatsAppError,
     WhatsAppOutcomeUnknownError,
@@ -183,7 +183,7 @@ def _send_one(
 ) -> tuple[Outcome, bool]:
     """Send one claimed row and record what happened; returns the outcome and whether to stop the batch.
 
-    A row that does not fit its template (``chalicelib.notifications.templates``) fails
+    A row that does not fit its template (``chalicelib.message_templates``) fails
     without a send: WhatsApp would refuse it (132000, 132001) and count it against us.
     """
     components = row.payload.get("components", [])

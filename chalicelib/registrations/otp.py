@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from chalicelib.notifications.templates import REGISTRATION_OTP
+from chalicelib.message_templates import REGISTRATION_OTP
 from chalicelib.platform.settings import ConfigurationError
 
 CODE_DIGITS = 6

@@ -22,6 +22,7 @@ from chalicelib.errors import (
     problem,
 )
 from chalicelib.jsontypes import Json
+from chalicelib.message_templates import REGISTRATION_STATUS
 from chalicelib.platform import emf, logs
 from chalicelib.registrations import otp, repository, search
 from chalicelib.registrations.models import ListQuery, PackageIn, RegistrationIn
@@ -161,7 +162,7 @@ def record_budget_use(count: "repository.SendCount", budget: otp.SendBudget) -> 
 
 # The message that tells a registrant where their registration stands, when someone (maybe they)
 # tries to register again with its phone or e-mail; as often as a one-time code, at most.
-STATUS_TEMPLATE = "registration_status"
+STATUS_TEMPLATE = REGISTRATION_STATUS.name
 
 
 def _refuse_duplicate(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Registered:

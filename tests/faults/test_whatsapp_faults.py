@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
+from chalicelib.message_templates import CUSTOMER_CREATED
 from chalicelib.notifications.sender import RetryPolicy, send_due
-from chalicelib.notifications.templates import CUSTOMER_CREATED
 from chalicelib.notifications.whatsapp import WhatsAppClient
 from devstack.whatsapp import FakeWhatsApp, Reply
 

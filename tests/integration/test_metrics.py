@@ -14,13 +14,13 @@ import psycopg
 import pytest
 from chalice.test import Client
 
-from chalicelib.notifications.templates import TEMPLATE_BY_NAME
+from chalicelib.message_templates import TEMPLATE_BY_NAME
 from chalicelib.platform import emf
 from devstack.whatsapp import FakeWhatsApp, Reply
 from tests.conftest import ROOT
 from tests.integration.test_end_to_end import app_whatsapp, approve, texts, worker
 from tests.support import sqs_events
-from tests.support.api import post, register, token
+from tests.support.api import post, register, registration_body, token
 from tests.support.runtime import new_container
 
 __all__ = ["app_whatsapp"]  # a fixture
@@ -44,6 +44,9 @@ def run_every_flow(api_client: Client, package: dict[str, Any], app_whatsapp: Fa
     """A customer created; a worker batch with a bad body; WhatsApp refusing one message and dropping another."""
     registration = register(api_client, package)
     approve(api_client, registration, texts(app_whatsapp.delivered[0])[0])
+    # Its phone again: a nameless 409, and the registrant hears the status on their phone.
+    again = post(api_client, "/registrations", registration_body(package, phone=registration["phone"]))
+    assert again.status_code == 409
     assert post(api_client, f"/registrations/{registration['id']}/approve", None, token("approver")).status_code == 409
     response = post(api_client, f"/registrations/{registration['id']}/create-customer", None, token("approver"))
     assert response.status_code == 202
@@ -150,7 +153,7 @@ def test_the_dashboard_breakdowns_are_what_the_code_counts(
     capsys.readouterr()
     run_every_flow(api_client, package, app_whatsapp, queue_url)
     emitted = {name for document in documents(capsys) for name in metric_names(document)}
-    dashboard = observability.dashboard({"Resources": {}}, "local", ("registration_otp", "customer_created"))
+    dashboard = observability.dashboard({"Resources": {}}, "local", tuple(TEMPLATE_BY_NAME))
     body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0])
     on_dashboard = {
         m[1]

@@ -10,9 +10,9 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from chalicelib.message_templates import CUSTOMER_CREATED
 from chalicelib.notifications import outbox
 from chalicelib.notifications.sender import RetryPolicy, send_due, send_now
-from chalicelib.notifications.templates import CUSTOMER_CREATED
 from chalicelib.notifications.whatsapp import WhatsAppClient
 from devstack.whatsapp import FakeWhatsApp, Reply
 

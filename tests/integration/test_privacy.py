@@ -14,7 +14,12 @@ from chalice.test import Client
 
 from chalicelib.registrations import repository
 from chalicelib.registrations.service import STATUS_TEMPLATE
+from devstack.whatsapp import FakeWhatsApp
+from tests.integration.test_end_to_end import app_whatsapp
+from tests.integration.test_end_to_end import texts as message_texts
 from tests.support.api import force_status, post, register, registration_body
+
+__all__ = ["app_whatsapp"]  # a fixture
 
 # What may differ between two answers to the same kind of request: the request's own id.
 VARYING_HEADERS = {"x-request-id", "x-amzn-requestid"}
@@ -101,3 +106,19 @@ def test_status_messages_are_limited_like_one_time_codes(
         next_period(2)
         assert tell() == [], "at most two in all"
     assert len(status_messages(migrated_db)) == 2
+
+
+def test_the_status_message_fits_its_template_and_reaches_whatsapp(
+    api_client: Client, package: dict[str, Any], app_whatsapp: FakeWhatsApp, migrated_db: str
+) -> None:
+    owner = register(api_client, package)
+    force_status(migrated_db, owner["id"], "approved")
+    assert post(api_client, "/registrations", registration_body(package, phone=owner["phone"])).status_code == 409
+    [message] = [m for m in app_whatsapp.delivered if m.body["template"]["name"] == STATUS_TEMPLATE]
+    assert message.body["to"] == owner["phone"].lstrip("+")
+    assert message_texts(message)[:2] == [owner["id"], "approved"]
+    with psycopg.connect(migrated_db) as conn:
+        row = conn.execute(
+            "SELECT status, last_error FROM notification_outbox WHERE template = %s", (STATUS_TEMPLATE,)
+        ).fetchone()
+    assert row == ("sent", None), "the sender found the template (chalicelib/message_templates.py)"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from chalicelib.notifications.templates import CUSTOMER_CREATED, TEMPLATES
+from chalicelib.message_templates import CUSTOMER_CREATED, TEMPLATES
 from chalicelib.notifications.whatsapp import WhatsAppClient, WhatsAppPermanentError
 from devstack.whatsapp import FakeWhatsApp
 from tests.conftest import ROOT

@@ -2,13 +2,13 @@
 
 import pytest
 
-from chalicelib.notifications.templates import CUSTOMER_CREATED, REGISTRATION_OTP, TEMPLATE_BY_NAME, TEMPLATES, Template
+from chalicelib.message_templates import CUSTOMER_CREATED, REGISTRATION_OTP, TEMPLATE_BY_NAME, TEMPLATES, Template
 from chalicelib.registrations import otp
 
 
 def test_every_template_is_defined_once_by_name_and_language() -> None:
     assert len({(t.name, t.language) for t in TEMPLATES}) == len(TEMPLATES)
-    assert set(TEMPLATE_BY_NAME) == {"registration_otp", "customer_created"}
+    assert set(TEMPLATE_BY_NAME) == {"registration_otp", "customer_created", "registration_status"}
 
 
 def test_the_otp_template_is_the_one_the_code_sends_and_expires_with_the_code() -> None:

@@ -112,5 +112,18 @@ CUSTOMER_CREATED = Template(
     examples=("Budi Santoso", "CUS-0000123", "INS-0000456"),
 )
 
-TEMPLATES: tuple[Template, ...] = (REGISTRATION_OTP, CUSTOMER_CREATED)
+# To the phone of an active registration when someone (maybe its registrant) tries to
+# register again with its phone or e-mail: the public 409 says nothing, this says the rest.
+REGISTRATION_STATUS = Template(
+    name="registration_status",
+    language="id",
+    category="UTILITY",
+    body=(
+        "Ada yang mencoba mendaftar dengan nomor atau e-mail Anda. Pendaftaran Anda {{1}} berstatus "
+        "{{2}} (per {{3}}). Jika itu bukan Anda, abaikan pesan ini."
+    ),
+    examples=("3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f", "pending_verification", "2026-11-30 10:15 WIB"),
+)
+
+TEMPLATES: tuple[Template, ...] = (REGISTRATION_OTP, CUSTOMER_CREATED, REGISTRATION_STATUS)
 TEMPLATE_BY_NAME: dict[str, Template] = {template.name: template for template in TEMPLATES}
