@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "soak-secret-not-for-production-0123456789"
 OTP_KEY = "soak-otp-key"
 

@@ -55,3 +55,11 @@ def test_a_no_transaction_file_is_sent_one_statement_at_a_time() -> None:
         "-- a comment of the next one\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a\n    ON t (a);",
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS b ON t (b);",
     ]
+
+
+def test_the_soak_finds_the_migrations() -> None:
+    # `make soak` (python -m tests.soak) applies them itself; its folder moved once and lost them.
+    from tests.soak import runner
+
+    assert (runner.ROOT / "migrations").is_dir()
+    assert runner.ROOT == ROOT
