@@ -3,7 +3,6 @@ and the whole stack in a subprocess, walked by `make demo`'s code and stopped wi
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from chalicelib.web.auth import authenticate
 from devstack import demo, poller, stack
 from devstack.whatsapp import FakeWhatsApp
 from tests.conftest import ROOT
+from tests.support import devstack_process
 
 
 @pytest.fixture
@@ -111,8 +111,14 @@ def test_a_listening_port_is_refused_with_one_line() -> None:
         listener.listen()
         taken = listener.getsockname()[1]
         with pytest.raises(stack.StartError, match=f"127.0.0.1:{taken} \\(SQS \\(moto\\)\\) is already taken"):
-            stack.refuse_taken_ports(stack.Ports(api=free_port(), sqs=taken, whatsapp=free_port()))
-    stack.refuse_taken_ports(stack.Ports(api=free_port(), sqs=free_port(), whatsapp=free_port()))
+            stack.refuse_taken_ports(
+                stack.Ports(api=devstack_process.free_port(), sqs=taken, whatsapp=devstack_process.free_port())
+            )
+    stack.refuse_taken_ports(
+        stack.Ports(
+            api=devstack_process.free_port(), sqs=devstack_process.free_port(), whatsapp=devstack_process.free_port()
+        )
+    )
 
 
 @pytest.mark.parametrize("role", stack.ROLES)
@@ -144,42 +150,19 @@ def test_the_sink_shows_what_it_delivered() -> None:
     assert (message["to"], message["template"]) == ("6281234567890", "registration_otp")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((stack.HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_the_stack_serves_the_demo_and_stops_on_sigint(migrated_db: str, tmp_path: Path) -> None:
-    ports = stack.Ports(api=free_port(), sqs=free_port(), whatsapp=free_port())
-    env = {
-        **os.environ,
-        "DATABASE_URL": migrated_db,
-        "DEVSTACK_DIR": str(tmp_path),
-        "PORT": str(ports.api),
-        "SQS_PORT": str(ports.sqs),
-        "WHATSAPP_PORT": str(ports.whatsapp),
-    }
-    command = [sys.executable, "-m", "devstack"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    running = devstack_process.start(migrated_db, tmp_path)
+    ports = running.ports
     try:
-        assert process.stdout is not None
-        output = []
-        for line in process.stdout:
-            output.append(line)
-            if "ready in" in line:
-                break
-        assert process.poll() is None, "".join(output)
         secret = stack.local_secrets(tmp_path)["auth_jwt_secret"]
         api, sink = f"http://{stack.HOST}:{ports.api}", f"http://{stack.HOST}:{ports.whatsapp}"
         done = demo.walk(api, sink, lambda role: stack.staff_token(secret, role), timeout_s=30)
         assert done["status"] == "customer_created"
         assert done["customer"]["customer_number"]
     finally:
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, rest
+        rest = devstack_process.stop(running)
+    assert running.process.returncode == 0, rest
     for port in (ports.api, ports.sqs, ports.whatsapp):
         assert not stack.port_taken(stack.HOST, port), f"{port} still listens after the stack stopped"
 
