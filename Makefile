@@ -51,10 +51,11 @@ fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, g
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
-lint: $(STAMP)  ## ruff, and import-linter on the layers of chalicelib (pyproject.toml)
+lint: $(STAMP)  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), and every relative link and #anchor of the Markdown files
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/mdlinkcheck --quiet --no-git *.md docs bench
 
 format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
@@ -84,7 +85,7 @@ bench: $(BENCH_STAMP) $(ASSETS)  ## every benchmark (minutes): prints the table,
 bench-smoke: $(STAMP) $(ASSETS)  ## every benchmark with tiny sizes, to see that they run (figures mean nothing)
 	$(BIN)/python -m bench --smoke
 
-readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and error table from the code
+readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and docs/api.md's error table from the code
 	$(BIN)/python scripts/readme_diagram.py
 
 whatsapp-templates: $(RUN_STAMP)  ## each WhatsApp template as its Graph API create request (ARGS=--apply: post them; local sink by default)

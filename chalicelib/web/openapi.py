@@ -128,7 +128,7 @@ def document() -> Json:
             "title": "Registration backend",
             "version": "1.0.0",
             "description": 'Errors are `{"error": {"code", "message", "details"}}`; each response below names '
-            "its codes (the whole table: README.md, Errors).",
+            "its codes (the whole table: docs/api.md, Errors).",
         },
         # Relative to where this document is served: the stage's base path in API Gateway
         # (``/api``), the root locally; so "Try it out" on ``GET /docs`` calls this API.
