@@ -33,10 +33,10 @@ install: $(STAMP) $(ASSETS)  ## create .venv and install everything (Python pack
 $(ASSETS): package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-run: $(RUN_STAMP) $(ASSETS)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on :8000
+run: $(RUN_STAMP) $(ASSETS)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on PORT (8000; README, Configuration)
 	$(BIN)/python -m devstack
 
-demo: $(RUN_STAMP)  ## against a running `make run`: one registration from sign-up to customer_created
+demo: $(RUN_STAMP)  ## against a running `make run` (the same PORT, WHATSAPP_PORT): one registration from sign-up to customer_created
 	$(BIN)/python -m devstack.demo
 
 test: $(STAMP) $(ASSETS)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
