@@ -68,7 +68,8 @@ def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response
         if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
             from chalicelib.web.responses import chalice_error_body
 
-            response.body = chalice_error_body(response.status_code, str(body["Message"]))
+            allowed = str(response.headers.get("Allow", ""))
+            response.body = chalice_error_body(response.status_code, event.method, allowed)
         if (event.method, context.get("resourcePath", "")) not in _CACHEABLE:
             response.headers.setdefault("Cache-Control", "no-store")
         request_log.info(

@@ -53,7 +53,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "No such registration, path or file",
         gateway_responses=("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"),
     ),
-    ErrorCode("method_not_allowed", 405, "The path exists, but not with this method"),
+    ErrorCode(
+        "method_not_allowed",
+        405,
+        "The path exists, but not with this method; `details.allowed_methods` lists those it takes "
+        "(API Gateway answers such a request itself, as an unknown path: 404 `not_found`)",
+    ),
     ErrorCode(
         "duplicate_registration",
         409,

@@ -35,7 +35,7 @@ def require(staff: Staff, allowed: Iterable[Role]) -> Staff:
     """``staff``, if any of its roles is in ``allowed``; raises ``ForbiddenError``."""
     allowed = frozenset(allowed)
     if not staff.may(allowed):
-        raise ForbiddenError(
-            f"this needs one of the roles {', '.join(sorted(allowed))}", {"roles": sorted(staff.roles)}
-        )
+        names = sorted(allowed)
+        needs = f"the role {names[0]}" if len(names) == 1 else f"one of the roles {', '.join(names)}"
+        raise ForbiddenError(f"this needs {needs}", {"roles": sorted(staff.roles)})
     return staff

@@ -4,7 +4,8 @@ Against ``--url`` when given (a running ``make run``: tokens are signed with its
 ``.local`` key), else a stack of its own on free ports, in a temporary folder, with
 its own PostgreSQL, stopped at the end.  Each run covers every operation of the
 document with a bounded number of generated cases; it passes when no answer is a
-5xx and every answer matches the document (status, headers, content type, schema).
+5xx and every answer matches the document (status, headers, content type, schema),
+and every error body is compact JSON in the one envelope (``devstack/fuzz_checks.py``).
 
 One check is left out, ``positive_data_acceptance``: it expects every request the
 schema allows to succeed, but the API rightly refuses some that JSON Schema cannot
@@ -85,7 +86,9 @@ def _run(name: str, url: str, authorization: str | None, examples: int, phases: 
     if authorization:
         command += ["-H", f"Authorization: {authorization}"]
     print(f"== schemathesis, {name}", flush=True)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 (our venv's st)
+    # devstack/fuzz_checks.py: every error body in the one envelope, checked on every answer.
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "devstack" / "fuzz_checks.py")}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)  # noqa: S603 (our venv's st)
     output = result.stdout + result.stderr
     (OUT / f"{name.replace(' ', '-')}.log").write_text(output)
     summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]

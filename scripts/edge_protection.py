@@ -35,13 +35,14 @@ STAFF_METHODS = (
 )
 OTP_METHODS = (("/registrations", "POST"), ("/registrations/{registration_id}/resend-code", "POST"))
 _TOO_MANY = "too_many_requests"
-_TOO_MANY_BODY = {
+_TOO_MANY_JSON = {
     "error": {
         "code": "too_many_requests",
         "message": "too many requests from this address; try again later",
         "details": {},
     }
 }
+_TOO_MANY_BODY = json.dumps(_TOO_MANY_JSON, separators=(",", ":"))  # compact, as the service answers
 
 
 def protect(template: dict[str, Any], stage: str) -> dict[str, Any]:
@@ -98,9 +99,7 @@ def _web_acl() -> dict[str, Any]:
                 "Registration API - per-IP rate limits, tighter where a WhatsApp code is sent, and AWS managed rules"
             ),
             "DefaultAction": {"Allow": {}},
-            "CustomResponseBodies": {
-                _TOO_MANY: {"ContentType": "APPLICATION_JSON", "Content": json.dumps(_TOO_MANY_BODY)}
-            },
+            "CustomResponseBodies": {_TOO_MANY: {"ContentType": "APPLICATION_JSON", "Content": _TOO_MANY_BODY}},
             "Rules": rules,
             "VisibilityConfig": _visibility("registration-api"),
         },

@@ -41,8 +41,9 @@ def email_address(value: str) -> str:
     folded = unicodedata.normalize("NFKC", value)
     try:
         checked = validate_email(folded, check_deliverability=False)
-    except EmailNotValidError as error:
-        raise ValueError(f"is not an e-mail address: {error}") from None
+    except EmailNotValidError:
+        # email-validator's own sentence names the flaw in its words; the API says it in ours.
+        raise ValueError("is not an e-mail address such as siti@example.co.id") from None
     local, _, domain = checked.normalized.rpartition("@")
     if len(_scripts(local)) > 1:
         raise ValueError("is not an e-mail address: its name mixes letters of different scripts")

@@ -12,20 +12,25 @@ RETRY_AFTER_S = "5"
 
 
 # Chalice answers some requests itself ({"Code": "UnsupportedMediaType", "Message": ...}); their codes
-# in our table, by status.
+# in our table, by status, and what we say instead of Chalice's text.
 _CODE_BY_CHALICE_STATUS = {
-    400: "invalid_input",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
+    400: ("invalid_input", "the request body is not valid"),
+    404: ("not_found", "no such path, or no such method on it"),
+    405: ("method_not_allowed", "this path does not take {method}"),
+    413: ("payload_too_large", f"the body is larger than {16 * 1024} bytes"),
+    415: ("unsupported_media_type", "send the body as application/json"),
 }
 
 
-def chalice_error_body(status: int, message: str) -> dict[str, Any]:
-    """One of Chalice's own error answers in our envelope, with our code for its status."""
-    code = _CODE_BY_CHALICE_STATUS.get(status, "internal_error")
-    return error_body(code, message if code != "internal_error" else "an internal error occurred")
+def chalice_error_body(status: int, method: str = "", allowed: str = "") -> dict[str, Any]:
+    """One of Chalice's own error answers in our envelope and words (its ``Message`` is dropped):
+    our code for its status; a 405 names the method and, in ``details.allowed_methods``, the ones the path takes."""
+    code, message = _CODE_BY_CHALICE_STATUS.get(status, ("internal_error", "an internal error occurred"))
+    details: dict[str, Any] = {}
+    if status == 405:
+        message = message.format(method=method or "this method")
+        details = {"allowed_methods": [m.strip() for m in allowed.split(",") if m.strip()]}
+    return error_body(code, message, details)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
