@@ -91,3 +91,105 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "limit": "Registrations per page",
     "cursor": "next_cursor of the page before",
 }
+
+FIELD_DESCRIPTIONS |= {
+    "customer_number": "The customer's number, for the phone and the invoice",
+    "created_by": "Who created it",
+    "ticket_number": "The installation ticket's number",
+    "customer_id": "The customer's id",
+    "openapi": "The OpenAPI version of this document",
+    "info": "The title, version and description",
+    "paths": "Every route, by path and method",
+}
+
+_REGISTRATION_ID = "0b7d3c52-8f1e-4a6b-9c2d-5e4f3a2b1c0d"
+_CUSTOMER_ID = "7e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+_AT = "2026-11-25T08:00:00+07:00"
+
+
+def _registration(status: str = "pending_verification") -> dict[str, Any]:
+    return {
+        "id": _REGISTRATION_ID,
+        "status": status,
+        "full_name": "Siti Nurhaliza",
+        "email": "siti@example.co.id",
+        "phone": "+6281234567890",
+        "address": "Jl. Merdeka No. 1",
+        "city": "Bandung",
+        "package_id": _PACKAGE_ID,
+        "notes": "after 5 pm, please",
+        "survey_scheduled_at": None,
+        "surveyor": None,
+        "survey_feasible": None,
+        "survey_notes": None,
+        "status_reason": None,
+        "created_at": _AT,
+        "updated_at": _AT,
+    }
+
+
+def _customer() -> dict[str, Any]:
+    return {
+        "id": _CUSTOMER_ID,
+        "customer_number": "CUS-0000042",
+        "registration_id": _REGISTRATION_ID,
+        "full_name": "Siti Nurhaliza",
+        "email": "siti@example.co.id",
+        "phone": "+6281234567890",
+        "address": "Jl. Merdeka No. 1",
+        "city": "Bandung",
+        "package_id": _PACKAGE_ID,
+        "created_by": "worker",
+        "created_at": _AT,
+    }
+
+
+def _ticket() -> dict[str, Any]:
+    return {
+        "id": "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+        "ticket_number": "INS-0000042",
+        "customer_id": _CUSTOMER_ID,
+        "status": "open",
+        "scheduled_at": None,
+        "created_at": _AT,
+        "updated_at": _AT,
+    }
+
+
+_HISTORY = {"action": "verify", "from_status": "pending_verification", "to_status": "verified", "actor": "registrant"}
+
+# One example answer per named schema of the document (a test validates each against its schema).
+RESPONSE_EXAMPLES: dict[str, Callable[[], Any]] = {
+    "Registration": _registration,
+    "HistoryEntry": lambda: {**_HISTORY, "reason": None, "at": _AT},
+    "Customer": _customer,
+    "Ticket": _ticket,
+    "RegistrationDetail": lambda: {
+        **_registration("customer_created"),
+        "history": [{**_HISTORY, "reason": None, "at": _AT}],
+        "customer": _customer(),
+        "ticket": _ticket(),
+    },
+    "RegistrationPage": lambda: {"items": [_registration()], "next_cursor": None},
+    "Package": lambda: {"id": _PACKAGE_ID, "name": "Rumah 50 Mbps", "speed_mbps": 50, "monthly_price_idr": 350_000},
+    "Queued": lambda: {"status": "queued", "registration_id": _REGISTRATION_ID, "correlation_id": "c0ffee00-1234"},
+    "CustomerCreated": lambda: {
+        "status": "customer_created",
+        "registration_id": _REGISTRATION_ID,
+        "customer": _customer(),
+        "ticket": _ticket(),
+    },
+    "CodeSent": lambda: {"registration_id": _REGISTRATION_ID, "expires_in_s": 600},
+    "OpenApiDocument": lambda: {"openapi": "3.1.0", "info": {"title": "Registration backend"}, "paths": {}},
+    "Error": lambda: {"error": {"code": "not_found", "message": "no such registration", "details": {}}},
+}
+
+# The details an error example shows, where its code has some.
+ERROR_DETAILS: dict[str, dict[str, Any]] = {
+    "invalid_input": {"problems": [{"field": "body.phone", "problem": "is not an Indonesian mobile number"}]},
+    "transition_not_allowed": {
+        "current_status": "verified",
+        "allowed_actions": ["schedule-survey", "reject", "cancel"],
+    },
+    "method_not_allowed": {"allowed_methods": ["GET", "POST"]},
+}

@@ -18,6 +18,21 @@ from chalicelib.web import examples
 from chalicelib.workflow import TRANSITION_BY_ACTION
 
 _STAFF: list[Json] = [{"bearer": []}]
+# The groups of /docs, one per feature; every operation names exactly one.
+PACKAGES, REGISTRATIONS, STAFF_ACTIONS, PERSONAL_DATA, INTERNAL = (
+    "packages",
+    "registrations",
+    "staff actions",
+    "personal data",
+    "internal",
+)
+TAGS: dict[str, str] = {
+    PACKAGES: "The internet packages on offer",
+    REGISTRATIONS: "Signing up (register, the one-time code, verify) and staff finding and reading registrations",
+    STAFF_ACTIONS: "The workflow after sign-up: survey, approve, reject, cancel, create the customer",
+    PERSONAL_DATA: "What is held about a person: export and erasure on request",
+    INTERNAL: "The API's own description",
+}
 _UUID = {"type": "string", "format": "uuid"}
 _PUBLIC: list[Json] = []
 
@@ -27,13 +42,20 @@ def document() -> Json:
     schemas: Json = {}
     paths: Json = {
         "/openapi.json": {
-            "get": _operation("This document", _PUBLIC, {"200": _json("The OpenAPI document", {})}, errors={})
+            "get": _operation(
+                "This document",
+                _PUBLIC,
+                {"200": _json("The OpenAPI document", _ref("OpenApiDocument"))},
+                errors={},
+                tag=INTERNAL,
+            )
         },
         "/packages": {
             "get": _operation(
                 "Active internet packages, cheapest first",
                 _PUBLIC,
                 {"200": _json("Packages", {"type": "array", "items": _ref("Package")})},
+                tag=PACKAGES,
             ),
             "post": _operation(
                 "Create a package (admin)",
@@ -41,6 +63,7 @@ def document() -> Json:
                 {"201": _json("The package", _ref("Package"))},
                 _body(PackageIn, schemas),
                 errors={**_BODY, **_AUTH, 409: ["duplicate_package"]},
+                tag=PACKAGES,
             ),
         },
         "/registrations": {
@@ -54,11 +77,13 @@ def document() -> Json:
                 [
                     _header(
                         "Idempotency-Key",
-                        "1 to 255 visible ASCII characters, bound to the phone: replays the first response "
-                        "for the same body; 422 for another body",
+                        "1 to 255 visible ASCII characters, kept a day, bound to the phone: the same phone and "
+                        "body replay the first answer, the same phone with another body is 422, another phone "
+                        "is another key",
                     )
                 ],
                 errors={**_BODY, 409: ["duplicate_registration"], 422: ["idempotency_key_reused"]},
+                tag=REGISTRATIONS,
             ),
             "get": _operation(
                 "Registrations, newest first, one page at a time (staff); search with q",
@@ -66,6 +91,7 @@ def document() -> Json:
                 {"200": _json("A page", _ref("RegistrationPage"))},
                 parameters=_list_parameters(),
                 errors={400: ["invalid_input"], **_AUTH},
+                tag=REGISTRATIONS,
             ),
         },
         "/registrations/{registration_id}": {
@@ -75,6 +101,7 @@ def document() -> Json:
                 {"200": _json("The registration", _ref("RegistrationDetail"))},
                 parameters=[_id_parameter()],
                 errors={**_AUTH, 404: ["not_found"]},
+                tag=REGISTRATIONS,
             )
         },
         "/registrations/{registration_id}/resend-code": {
@@ -84,6 +111,7 @@ def document() -> Json:
                 {"200": _json("Sent", _ref("CodeSent"))},
                 parameters=[_id_parameter()],
                 errors={404: ["not_found"], 409: ["not_awaiting_code"], 415: ["unsupported_media_type"]},
+                tag=REGISTRATIONS,
             )
         },
     }
@@ -105,6 +133,7 @@ def document() -> Json:
                 _body(model, schemas, required=not transition.public_with_code) if model is not None else None,
                 [_id_parameter()],
                 errors=errors,
+                tag=REGISTRATIONS if transition.public_with_code else STAFF_ACTIONS,
             )
         }
     paths["/registrations/{registration_id}/create-customer"] = {
@@ -113,10 +142,11 @@ def document() -> Json:
             _STAFF,
             {
                 "202": _json("Queued", _ref("Queued")),
-                "200": _json("The customer exists", {"type": "object"}),
+                "200": _json("The customer exists", _ref("CustomerCreated")),
             },
             parameters=[_id_parameter()],
             errors={**_AUTH, 404: ["not_found"], 409: ["transition_not_allowed"], 415: ["unsupported_media_type"]},
+            tag=STAFF_ACTIONS,
         )
     }
     schemas.update(_response_schemas())
@@ -133,6 +163,7 @@ def document() -> Json:
         # Relative to where this document is served: the stage's base path in API Gateway
         # (``/api``), the root locally; so "Try it out" on ``GET /docs`` calls this API.
         "servers": [{"url": ".", "description": "where this document is served from"}],
+        "tags": _tags(paths),
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -161,12 +192,17 @@ def _operation(
     parameters: list[Json] | None = None,
     *,
     errors: dict[int, list[str]] | None = None,
+    tag: str,
 ) -> Json:
-    """One operation; ``errors``: the error codes it answers by status (``_ALWAYS``'s are added)."""
+    """One operation in its feature's group (``tag``, one of ``TAGS``); ``errors``: the error codes it
+    answers by status (``_ALWAYS``'s are added)."""
+    if tag not in TAGS:
+        raise ValueError(f"{tag!r} is not one of the groups of /docs")
     codes = {**(errors if errors is not None else {}), **_ALWAYS}
     if 429 in (errors or {}):
         codes[429] = sorted({*codes[429], *(errors or {})[429]})
     operation: Json = {
+        "tags": [tag],
         "summary": summary,
         "security": security,
         "responses": {**responses, **{str(status): _error(codes[status]) for status in sorted(codes)}},
@@ -179,18 +215,35 @@ def _operation(
 
 
 def _error(codes: list[str]) -> Json:
-    """An error response: its codes from the table, each with what it means."""
+    """An error response: the one ``Error`` schema, and one example per code it may carry (the codes of
+    the table, each with what it means)."""
     from chalicelib.errors import ERROR_CODE_BY_NAME
 
     description = "; ".join(f"`{code}`: {ERROR_CODE_BY_NAME[code].meaning}" for code in codes)
-    code = {"enum": codes, "description": "One of the codes this response names"}
-    schema = {"allOf": [_ref("Error"), {"properties": {"error": {"properties": {"code": code}}}}]}
-    response = _json(description, schema)
+    content = {
+        "schema": _ref("Error"),
+        "examples": {code: {"summary": code, "value": _error_example(code)} for code in codes},
+    }
+    response: Json = {"description": description, "content": {"application/json": content}}
     if {"too_many_requests", "service_unavailable"} & set(codes):
         response["headers"] = {
             "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "string"}}
         }
     return response
+
+
+def _error_example(code: str) -> Json:
+    from chalicelib.errors import ERROR_CODE_BY_NAME
+
+    meaning = ERROR_CODE_BY_NAME[code].meaning.split(";")[0].split(" (")[0]
+    message = meaning[0].lower() + meaning[1:]
+    return {"error": {"code": code, "message": message, "details": examples.ERROR_DETAILS.get(code, {})}}
+
+
+def _tags(paths: Json) -> list[Json]:
+    """The groups used, in the order of ``TAGS``."""
+    used = {tag for item in paths.values() for operation in item.values() for tag in operation["tags"]}
+    return [{"name": name, "description": text} for name, text in TAGS.items() if name in used]
 
 
 def _body(model: type[BaseModel], schemas: Json, required: bool = True) -> Json:
@@ -258,52 +311,86 @@ def _describe_fields(node: Any) -> None:
 
 
 def _response_schemas() -> Json:
+    """Every answer's schema, named, typed throughout (nothing Swagger UI would show as ``any``),
+    each with an example (``examples.RESPONSE_EXAMPLES``)."""
     text, nullable_text = {"type": "string"}, {"type": ["string", "null"]}
     when = {"type": "string", "format": "date-time"}
-    registration = {
-        "type": "object",
-        "required": ["id", "status", "full_name", "email", "phone", "created_at"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "status": {"type": "string", "enum": [s.value for s in RegistrationStatus]},
-            "full_name": text,
-            "email": text,
-            "phone": {"type": "string", "pattern": r"^\+62\d{8,13}$"},
-            "address": text,
-            "city": text,
-            "package_id": {"type": "string", "format": "uuid"},
-            "notes": nullable_text,
-            "survey_scheduled_at": {"type": ["string", "null"], "format": "date-time"},
-            "surveyor": nullable_text,
-            "survey_feasible": {"type": ["boolean", "null"]},
-            "survey_notes": nullable_text,
-            "status_reason": nullable_text,
-            "created_at": when,
-            "updated_at": when,
-        },
+    registration_properties: Json = {
+        "id": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": [s.value for s in RegistrationStatus]},
+        "full_name": text,
+        "email": text,
+        "phone": {"type": "string", "pattern": r"^\+62\d{8,13}$"},
+        "address": text,
+        "city": text,
+        "package_id": {"type": "string", "format": "uuid"},
+        "notes": nullable_text,
+        "survey_scheduled_at": {"type": ["string", "null"], "format": "date-time"},
+        "surveyor": nullable_text,
+        "survey_feasible": {"type": ["boolean", "null"]},
+        "survey_notes": nullable_text,
+        "status_reason": nullable_text,
+        "created_at": when,
+        "updated_at": when,
     }
-    history_entry = {
-        "type": "object",
-        "required": ["action", "to_status", "actor", "at"],
-        "properties": {"action": text, "from_status": nullable_text, "to_status": text, "actor": text, "at": when},
-    }
-    detail = {
-        "allOf": [
-            _ref("Registration"),
-            {
-                "type": "object",
-                "required": ["history", "customer", "ticket"],
-                "properties": {
-                    "history": {"type": "array", "items": history_entry},
-                    "customer": {"type": ["object", "null"]},
-                    "ticket": {"type": ["object", "null"]},
-                },
+    registration_required = ["id", "status", "full_name", "email", "phone", "created_at"]
+    nullable = {"anyOf": [_ref("Customer"), {"type": "null"}]}
+    schemas: Json = {
+        "Registration": {"type": "object", "required": registration_required, "properties": registration_properties},
+        "HistoryEntry": {
+            "type": "object",
+            "required": ["action", "to_status", "actor", "at"],
+            "properties": {
+                "action": text,
+                "from_status": nullable_text,
+                "to_status": text,
+                "actor": text,
+                "reason": nullable_text,
+                "at": when,
             },
-        ]
-    }
-    return {
-        "Registration": registration,
-        "RegistrationDetail": detail,
+        },
+        "Customer": {
+            "type": "object",
+            "required": ["id", "customer_number", "registration_id"],
+            "properties": {
+                "id": _UUID,
+                "customer_number": text,
+                "registration_id": _UUID,
+                "full_name": text,
+                "email": text,
+                "phone": text,
+                "address": text,
+                "city": text,
+                "package_id": _UUID,
+                "created_by": text,
+                "created_at": when,
+            },
+        },
+        "Ticket": {
+            "type": "object",
+            "required": ["id", "ticket_number", "customer_id", "status"],
+            "properties": {
+                "id": _UUID,
+                "ticket_number": text,
+                "customer_id": _UUID,
+                "status": {"type": "string", "enum": ["open", "scheduled", "done", "cancelled"]},
+                "scheduled_at": {"type": ["string", "null"], "format": "date-time"},
+                "created_at": when,
+                "updated_at": when,
+            },
+        },
+        # The registration's own fields and three more; spelled out rather than ``allOf`` so that
+        # /docs shows one object, not a composition.
+        "RegistrationDetail": {
+            "type": "object",
+            "required": [*registration_required, "history", "customer", "ticket"],
+            "properties": {
+                **registration_properties,
+                "history": {"type": "array", "items": _ref("HistoryEntry")},
+                "customer": nullable,
+                "ticket": {"anyOf": [_ref("Ticket"), {"type": "null"}]},
+            },
+        },
         "RegistrationPage": {
             "type": "object",
             "required": ["items", "next_cursor"],
@@ -322,12 +409,35 @@ def _response_schemas() -> Json:
         "Queued": {
             "type": "object",
             "required": ["status", "registration_id", "correlation_id"],
-            "properties": {"status": {"const": "queued"}, "registration_id": _UUID, "correlation_id": text},
+            "properties": {
+                "status": {"type": "string", "const": "queued"},
+                "registration_id": _UUID,
+                "correlation_id": text,
+            },
+        },
+        "CustomerCreated": {
+            "type": "object",
+            "required": ["status", "registration_id", "customer", "ticket"],
+            "properties": {
+                "status": {"type": "string", "const": "customer_created"},
+                "registration_id": _UUID,
+                "customer": _ref("Customer"),
+                "ticket": _ref("Ticket"),
+            },
         },
         "CodeSent": {
             "type": "object",
             "required": ["registration_id", "expires_in_s"],
             "properties": {"registration_id": _UUID, "expires_in_s": {"type": "integer"}},
+        },
+        "OpenApiDocument": {
+            "type": "object",
+            "required": ["openapi", "info", "paths"],
+            "properties": {
+                "openapi": text,
+                "info": {"type": "object", "description": "The title, version and description"},
+                "paths": {"type": "object", "description": "Every route, by path and method"},
+            },
         },
         "Error": {
             "type": "object",
@@ -339,9 +449,12 @@ def _response_schemas() -> Json:
                     "properties": {
                         "code": {"type": "string", "description": "snake_case, from the table of codes"},
                         "message": {"type": "string", "description": "In words, for a person"},
-                        "details": {"description": examples.FIELD_DESCRIPTIONS["details"]},
+                        "details": {"type": "object", "description": examples.FIELD_DESCRIPTIONS["details"]},
                     },
                 }
             },
         },
     }
+    for name, schema in schemas.items():
+        schema["examples"] = [examples.RESPONSE_EXAMPLES[name]()]
+    return schemas

@@ -8,6 +8,7 @@ files (the stack has no route to the internet to fall back on), and "Try it out"
 
 import json
 import os
+import re
 import urllib.request
 from pathlib import Path
 
@@ -60,3 +61,33 @@ def test_the_docs_page_renders_every_operation_and_tries_get_packages(
     assert status.strip() == "200", status
     assert url == f"{running_stack}/packages"
     assert [p["name"] for p in json.loads(body)] == ["Rumah 30 Mbps", "Rumah 100 Mbps"]
+
+
+# The groups Swagger UI rendered, in order.
+TAGS_RENDERED = "[...document.querySelectorAll('.opblock-tag')].map(tag => tag.getAttribute('data-tag'))"
+
+
+@pytest.mark.slow
+def test_the_docs_page_groups_operations_by_feature_and_shows_typed_schemas(
+    chromium: str, running_stack: str, tmp_path: Path
+) -> None:
+    with urllib.request.urlopen(f"{running_stack}/openapi.json", timeout=10) as answer:  # noqa: S310 (loopback)
+        document = json.load(answer)
+    detail = _block("GET", "/registrations/{registration_id}")
+    ok = f"{detail}.querySelector('tr.response[data-code=\\'200\\']')"
+    with cdp.browser(chromium, tmp_path / "profile") as page:
+        page.call("Page.enable")
+        page.call("Page.navigate", url=f"{running_stack}/docs")
+        page.wait_for("document.querySelectorAll('.opblock-tag').length > 0")
+        assert page.evaluate(TAGS_RENDERED) == [tag["name"] for tag in document["tags"]]
+        page.wait_for(f"!!{detail}")
+        page.evaluate(f"{detail}.querySelector('.opblock-summary-control').click()")
+        page.wait_for(f"!!{ok}?.querySelector('button[data-name=\\'model\\']')")
+        page.evaluate(f"{ok}.querySelector('button[data-name=\\'model\\']').click()")
+        panel = f"{ok}.querySelector('[data-name=\\'modelPanel\\']')"
+        page.wait_for(f"{panel}?.textContent.includes('history')")
+        text = page.evaluate(f"{panel}.textContent")
+    assert "RegistrationDetail" in text, text
+    # Swagger UI writes an untyped schema as "any" (a composition as "(any & object)").
+    words = text.replace("Expand all", " ").replace("Collapse all", " ")
+    assert not re.search(r"\bany\b", words), text

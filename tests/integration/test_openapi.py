@@ -1,12 +1,16 @@
-"""GET /openapi.json documents exactly the routes app.py has."""
+"""GET /openapi.json documents exactly the routes app.py has, grouped by feature, every schema named,
+typed (nothing /docs would show as ``any``) and with an example that it accepts."""
 
 import json
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # schemathesis's, no stubs
+import pytest
 from chalice.test import Client
 
 import app as app_module
 from chalicelib.registrations.actions import BODY_BY_ACTION
+from chalicelib.web.openapi import TAGS, document
 
 ACTION_ROUTE = "/registrations/{registration_id}/{action}"
 # The page that renders the document, and its files: not part of the API it documents.
@@ -104,8 +108,89 @@ def test_every_operation_names_the_error_codes_of_each_status(api_client: Client
             for status, response in operation["responses"].items():
                 if int(status) < 400:
                     continue
-                schema = response["content"]["application/json"]["schema"]["allOf"][1]
-                codes = schema["properties"]["error"]["properties"]["code"]["enum"]
+                content = response["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+                codes = list(content["examples"])
                 assert codes, (path, method, status)
+                assert all(e["value"]["error"]["code"] == c for c, e in content["examples"].items())
                 assert all(ERROR_CODE_BY_NAME[c].status == int(status) for c in codes), (path, method, status)
             assert {"429", "500"} <= set(operation["responses"]), (path, method)
+
+
+def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, operation) for path, item in doc["paths"].items() for method, operation in item.items()]
+
+
+def test_every_operation_sits_in_one_group_of_its_feature() -> None:
+    doc = document()
+    for path, method, operation in operations(doc):
+        assert len(operation["tags"]) == 1, (path, method)
+        assert operation["tags"][0] in TAGS, (path, method)
+    used = {operation["tags"][0] for _, _, operation in operations(doc)}
+    assert [tag["name"] for tag in doc["tags"]] == [name for name in TAGS if name in used]
+    assert all(tag["description"] for tag in doc["tags"])
+    by_path = {(path, method): operation["tags"][0] for path, method, operation in operations(doc)}
+    assert by_path[("/packages", "get")] == "packages"
+    assert by_path[("/registrations", "post")] == "registrations"
+    assert by_path[("/registrations/{registration_id}/verify", "post")] == "registrations"
+    assert by_path[("/registrations/{registration_id}/approve", "post")] == "staff actions"
+    assert by_path[("/registrations/{registration_id}/create-customer", "post")] == "staff actions"
+    assert by_path[("/openapi.json", "get")] == "internal"
+
+
+def test_an_operation_outside_the_groups_is_refused_when_built() -> None:
+    from chalicelib.web import openapi
+
+    with pytest.raises(ValueError, match="not one of the groups"):
+        openapi._operation("x", [], {}, tag="default")
+
+
+def _schemas_in(node: Any, where: str = "") -> list[tuple[str, Any]]:
+    """Every schema of the document: under ``schema``, ``items``, ``properties``, ``anyOf``/``oneOf``/``allOf``."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("schema", "items") and isinstance(value, dict):
+                found += [(f"{where}/{key}", value), *_schemas_in(value, f"{where}/{key}")]
+            elif key == "properties" and isinstance(value, dict):
+                for name, schema in value.items():
+                    found += [(f"{where}/{name}", schema), *_schemas_in(schema, f"{where}/{name}")]
+            elif key in ("anyOf", "oneOf", "allOf") and isinstance(value, list):
+                for i, schema in enumerate(value):
+                    found += [(f"{where}/{key}[{i}]", schema), *_schemas_in(schema, f"{where}/{key}[{i}]")]
+            elif key != "examples":
+                found += _schemas_in(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _schemas_in(value, f"{where}[{i}]")
+    return found
+
+
+def test_no_schema_is_untyped_or_a_composition_of_any() -> None:
+    doc = document()
+    named = [(f"#/components/schemas/{name}", schema) for name, schema in doc["components"]["schemas"].items()]
+    for where, schema in named + _schemas_in(doc):
+        assert any(key in schema for key in ("type", "$ref", "const", "enum", "anyOf", "oneOf")), where
+        assert "allOf" not in schema, f"{where}: /docs shows a composition as (any & object)"
+
+
+def test_every_named_answer_schema_has_an_example_it_accepts() -> None:
+    doc = document()
+    components = doc["components"]
+    for name, schema in components["schemas"].items():
+        if name in {model.__name__ for model in BODY_BY_ACTION.values() if model} | {"PackageIn", "RegistrationIn"}:
+            continue  # request bodies: their examples are checked against the models above
+        assert schema.get("examples"), name
+        for example in schema["examples"]:
+            jsonschema.validate(example, {**schema, "components": components})
+
+
+def test_every_error_example_is_an_error() -> None:
+    doc = document()
+    components = doc["components"]
+    error = {"$ref": "#/components/schemas/Error", "components": components}
+    for path, method, operation in operations(doc):
+        for status, response in operation["responses"].items():
+            for example in response["content"]["application/json"].get("examples", {}).values():
+                jsonschema.validate(example["value"], error)
+                assert example["value"]["error"]["message"][0].islower(), (path, method, status)
