@@ -101,6 +101,8 @@ def add_schema_gate(template: dict[str, Any], stage: str, zip_path: Path) -> Non
             "ServiceTimeout": int(resources[MIGRATE]["Properties"].get("Timeout", 300)) + 60,
         },
     }
+    # CloudFormation invokes the gate asynchronously: Lambda's default 2 retries would run it three times.
+    resources[MIGRATE]["Properties"]["EventInvokeConfig"] = {"MaximumRetryAttempts": 0}
     for name, resource in resources.items():
         if resource["Type"] == "AWS::Serverless::Function" and name != MIGRATE:
             depends = resource.get("DependsOn", [])
@@ -115,6 +117,28 @@ def add_schema_gate(template: dict[str, Any], stage: str, zip_path: Path) -> Non
             "Dimensions": [{"Name": "Stage", "Value": stage}],
             "Statistic": "Maximum",
             "Period": 3600,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
+        },
+    }
+    resources["SchemaDriftUnknownAlarm"] = _drift_unknown_alarm(stage)
+
+
+def _drift_unknown_alarm(stage: str) -> dict[str, Any]:
+    """A rollback that could not look at the database (``rollback.unknown``) says so as ``SchemaDriftUnknown``."""
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": "a rollback's schema gate could not reach the database: drift unknown, run verify "
+            "(docs/deploy.md, What happens at deploy)",
+            "Namespace": "RegistrationBackend",
+            "MetricName": "SchemaDriftUnknown",
+            "Dimensions": [{"Name": "Stage", "Value": stage}],
+            "Statistic": "Maximum",
+            "Period": 300,
             "EvaluationPeriods": 1,
             "Threshold": 0,
             "ComparisonOperator": "GreaterThanThreshold",

@@ -13,12 +13,20 @@ if it has not finished when the deadline comes (CloudFormation would otherwise
 wait an hour).  Nothing raises after answering: CloudFormation invokes the
 function asynchronously, and a raise makes Lambda run it again.
 
-- ``Create``/``Update``: ``gate.run_gate`` (rehearse, both contracts, apply).
-- ``Delete``: drops nothing, answers SUCCESS.
+- ``Create``/``Update``: ``gate.run_gate`` (rehearse, both contracts, apply); a
+  release it accepts is recorded (``rollback.record``).
+- An ``Update`` that is CloudFormation's rollback (``rollback.recognise``): no lock,
+  nothing applied, what the database holds reported; always SUCCESS.
+- ``Delete``: drops nothing, answers SUCCESS.  Any other ``RequestType``: FAILED,
+  and no database touched.
+- When the timer answers, the gate's database session is ended (terminated from a
+  second connection): a Lambda environment frozen after the return must not keep
+  the session, and with it the advisory lock every later deploy waits for.
 - The physical id never changes, so an update is never replace-then-delete.
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -28,12 +36,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.migrate import rollback
 from chalicelib.migrate.report import Drift, Report
 
 PHYSICAL_ID = "registration-backend-schema"
 MAX_BODY_BYTES = 4096
 DEFAULT_REMAINING_MS = 300_000
 PUT_TIMEOUT_S = 10.0
+PUT_ATTEMPTS = 5
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +73,28 @@ def handle(
     settings: Any = None,
     put: Put | None = None,
     statements: Sequence[Any] | None = None,
+    stack_status: rollback.StackStatus | None = None,
 ) -> dict[str, Any]:
-    """Answer one custom-resource request; returns what was sent (never raises)."""
-    answer = _Answer(event, put or put_response)
+    """Answer one custom-resource request; returns what was sent (never raises).
+
+    ``stack_status`` reads the stack's status (``DescribeStacks`` by default).
+    """
     remaining = _remaining_ms(context)
     budget = deadline_s(remaining)
-    if event.get("RequestType") == "Delete":
+    # The PUT's retries stop half a second before Lambda's clock runs out.
+    answer = _Answer(event, put or functools.partial(put_response, deadline=time.monotonic() + remaining / 1000 - 0.5))
+    kind = event.get("RequestType")
+    if kind == "Delete":
         answer.send("SUCCESS", "Delete drops nothing: the schema and its data stay as they are")
         return answer.sent or {}
-    state: dict[str, Any] = {}
+    if kind not in ("Create", "Update"):
+        answer.send(
+            "FAILED",
+            f"unknown RequestType {str(kind)[:64]!r}: migrate answers Create, Update and Delete; "
+            "nothing was done and no database was touched",
+        )
+        return answer.sent or {}
+    state: dict[str, Any] = {"stack_status": stack_status or rollback.stack_status, "answer": answer}
 
     def work() -> None:
         try:
@@ -87,12 +110,16 @@ def handle(
     worker.start()
     worker.join(budget)
     if worker.is_alive():
-        answer.send(
-            "FAILED",
-            f"migrate did not finish within {budget:.0f} s (the database did not answer, or a lock never came): "
-            "the stack rolls back; the history table says what, if anything, was applied; retry the deploy",
-        )
-        _cancel(state.get("conn"))
+        how = state.get("rollback") or (kind == "Update" and rollback.by_cloudformation(event, state["stack_status"]))
+        if how:
+            answer.send(*rollback.unknown(how, f"the gate's look did not finish within {budget:.0f} s"))
+        else:
+            answer.send(
+                "FAILED",
+                f"migrate did not finish within {budget:.0f} s (the database did not answer, or a lock never came): "
+                "the stack rolls back; the history table says what, if anything, was applied; retry the deploy",
+            )
+        _end_session(state)
     return answer.sent or {}
 
 
@@ -121,14 +148,31 @@ def _create_or_update(
         files = load_migrations(migrations_dir)
     except MigrationFilesError as error:
         return _answer_for(_failed("migration_files_invalid", str(error)))
-    url = database_url or db.conninfo(settings, runtime.secrets)
-    options = conninfo_to_dict(url).get("options") or ""
-    statement_ms = int(budget * 1000)
-    url = make_conninfo(url, options=f"{options} -c statement_timeout={statement_ms}".strip())
+    release = rollback.release_of(event.get("ResourceProperties"))
     try:
-        with db.connect(url, settings) as conn:
-            state["conn"] = conn
+        url = database_url or db.conninfo(settings, runtime.secrets)
+        options = conninfo_to_dict(url).get("options") or ""
+        statement_ms = int(budget * 1000)
+        url = make_conninfo(url, options=f"{options} -c statement_timeout={statement_ms}".strip())
+        conn = db.connect(url, settings)
+    except Exception as error:  # no secret, no route, no server: a rollback still answers SUCCESS
+        why = f"could not talk to the database: {error}".strip()
+        how = event.get("RequestType") == "Update" and rollback.by_cloudformation(event, state["stack_status"])
+        if how:
+            return rollback.unknown(how, why)
+        return _answer_for(_failed("database_unavailable", why))
+    state.update(conn=conn, url=url, pid=conn.info.backend_pid)
+    try:
+        with conn:
+            if state["answer"].sent is not None:
+                return _answer_for(_failed("timeout", "the timer answered first"))  # and nothing is done
+            how = event.get("RequestType") == "Update" and rollback.recognise(conn, event, state["stack_status"])
+            if how:
+                state["rollback"] = how
+                return rollback.inspect(conn, files, incoming, settings, statements, how, release)
             result = gate.run_gate(conn, files, incoming, outgoing, settings, statements)
+            if result.report.ok:
+                rollback.record(conn, release)
     except runner.MigrationLockTimeoutError as error:
         return _answer_for(_failed("lock_timeout", str(error)))
     except runner.database_error() as error:
@@ -198,13 +242,30 @@ def _remaining_ms(context: Any) -> float:
     return float(remaining()) if callable(remaining) else float(DEFAULT_REMAINING_MS)
 
 
-def _cancel(conn: Any) -> None:
-    """Stop the statement still running after the timer answered (best effort)."""
-    if conn is None:
+def _end_session(state: Mapping[str, Any]) -> None:
+    """End the gate's database session after the timer answered (best effort, never raises).
+
+    Cancelling the statement is not enough: when the handler returns, Lambda freezes
+    the environment, and a frozen session keeps its session-level advisory lock until
+    TCP keepalive drops it (minutes to hours).  A second connection terminates the
+    backend and waits until it is gone; when that connection cannot be had, the
+    statement is cancelled at least.
+    """
+    pid, url, conn = state.get("pid"), state.get("url"), state.get("conn")
+    if pid is None or url is None or conn is None:
         return
     try:
-        conn.cancel_safe(timeout=2.0)
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True, connect_timeout=2) as other:
+            row = other.execute("SELECT pg_terminate_backend(%s, 3000)", (pid,)).fetchone()
+        log.warning("migrate: ended the gate's database session %s after the timer answered (%s)", pid, row)
+        return
     except Exception:  # the answer is sent: nothing here may raise
+        log.exception("could not terminate the gate's database session %s", pid)
+    try:
+        conn.cancel_safe(timeout=2.0)
+    except Exception:
         log.exception("could not cancel the migrate statement")
 
 
@@ -279,19 +340,28 @@ def _size(value: Any) -> int:
     return encoded - 2 if isinstance(value, str) else encoded
 
 
-def put_response(url: str, body: bytes) -> None:
-    """PUT ``body`` to the presigned ``ResponseURL`` (S3 needs no content type, and no credentials)."""
+def put_response(url: str, body: bytes, *, deadline: float | None = None) -> None:
+    """PUT ``body`` to the presigned ``ResponseURL`` (S3 needs no content type, and no credentials).
+
+    Up to ``PUT_ATTEMPTS`` tries, 0.5, 1, 2 and 4 s apart, as AWS's ``cfn-response``
+    does; none starts when fewer than its pause and a second remain before
+    ``deadline`` (``time.monotonic()``).  Raises the last error.
+    """
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"ResponseURL is not an HTTP URL: {url[:40]!r}")
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
         url, data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
     )
-    for attempt in (1, 2):
+    for attempt in range(1, PUT_ATTEMPTS + 1):
+        left = PUT_TIMEOUT_S if deadline is None else deadline - time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=PUT_TIMEOUT_S) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=max(0.5, min(PUT_TIMEOUT_S, left))) as response:  # noqa: S310
                 response.read()
             return
-        except OSError:
-            if attempt == 2:
+        except OSError as error:
+            pause = 0.5 * 2 ** (attempt - 1)
+            left = PUT_TIMEOUT_S if deadline is None else deadline - time.monotonic()
+            if attempt == PUT_ATTEMPTS or left < pause + 1:
                 raise
-            time.sleep(0.5)
+            log.warning("PUT of the custom resource response failed (try %s): %s; again in %s s", attempt, error, pause)
+            time.sleep(pause)

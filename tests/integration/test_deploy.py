@@ -26,6 +26,7 @@ def test_the_dry_run_packages_uploads_and_deploys_with_the_gate_inside() -> None
     steps = [
         "scripts/package.py --stage prod",
         "aws cloudformation package",
+        "scripts/preflight.py --stage prod",
         "aws cloudformation deploy",
         "# on failure:",
         "aws cloudformation describe-stack-events",
@@ -34,7 +35,7 @@ def test_the_dry_run_packages_uploads_and_deploys_with_the_gate_inside() -> None
     ]
     where = [next(i for i, line in enumerate(lines) if step in line) for step in steps]
     assert where == sorted(where), lines
-    package, upload, stack = (lines[i] for i in where[:3])
+    package, upload, stack = (lines[i] for i in (where[0], where[1], where[3]))
     assert "--merge-template" not in package, "scripts/package.py brings the merge template itself"
     assert "--s3-bucket artifacts-prod" in upload
     assert "--stack-name registration-backend-prod" in stack
@@ -142,7 +143,8 @@ def test_a_failed_deploy_prints_the_gates_reason_and_its_log(tmp_path: Path) -> 
     )
     fake_python = tmp_path / "bin" / "python"
     fake_python.write_text(
-        f'#!/usr/bin/env bash\n[ "$1" = scripts/package.py ] && exit 0\nexec {sys.executable} "$@"\n'
+        f'#!/usr/bin/env bash\ncase "$1" in scripts/package.py|scripts/preflight.py) exit 0 ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
     )
     for script in (fake_aws, fake_python):
         script.chmod(0o755)

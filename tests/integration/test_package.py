@@ -337,6 +337,10 @@ def test_the_schema_gate_is_served_by_migrate_and_changes_with_every_release(
     assert json.loads(properties["Contract"]) == contract_data()
     assert properties["ServiceTimeout"] > resources(template)["Migrate"]["Properties"]["Timeout"]
     assert "SchemaMigration" not in _waits_for(resources(template), "Migrate")
+    # CloudFormation invokes it asynchronously: no retry may run the gate a second time.
+    assert resources(template)["Migrate"]["Properties"]["EventInvokeConfig"] == {"MaximumRetryAttempts": 0}
+    unknown = resources(template)["SchemaDriftUnknownAlarm"]["Properties"]
+    assert (unknown["MetricName"], unknown["AlarmActions"]) == ("SchemaDriftUnknown", [{"Ref": "AlarmTopic"}])
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib.migrate import run
 from chalicelib.migrate.catalog import HISTORY_TABLE
+from chalicelib.migrate.rollback import RELEASES_TABLE
 from tests.conftest import MIGRATIONS, RUNTIME_ROLE
 
 
@@ -70,10 +71,10 @@ def test_every_table_and_sequence_has_its_grants(migrated_db: str) -> None:
             conn,
             """
             SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> %s
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> ALL (%s)
                AND NOT (has_table_privilege(%s, c.oid, 'SELECT') AND has_table_privilege(%s, c.oid, 'INSERT'))
             """,
-            (HISTORY_TABLE, RUNTIME_ROLE, RUNTIME_ROLE),
+            ([HISTORY_TABLE, RELEASES_TABLE], RUNTIME_ROLE, RUNTIME_ROLE),
         )
         sequences = _rows(
             conn,
@@ -87,12 +88,13 @@ def test_every_table_and_sequence_has_its_grants(migrated_db: str) -> None:
         )
         history = _rows(
             conn,
-            "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = %s AND table_name = %s",
-            (RUNTIME_ROLE, HISTORY_TABLE),
+            "SELECT privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = %s AND table_name = ANY (%s)",
+            (RUNTIME_ROLE, [HISTORY_TABLE, RELEASES_TABLE]),
         )
     assert missing == [], "tables without grants for the runtime role"
     assert sequences == [], "sequences without USAGE for the runtime role (identity columns need none)"
-    assert history == [], "the migration history is migrate's alone"
+    assert history == [], "the migration history and the accepted releases are migrate's alone"
 
 
 def test_the_role_migration_runs_again_where_the_role_exists(empty_db: str, migrated_db: str) -> None:
