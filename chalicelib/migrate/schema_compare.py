@@ -3,7 +3,7 @@
 Missing, different and extra are all drift.  Each message says what would go wrong
 first, then which object (by name) and why, and each carries the SQL that repairs
 it (``schema_fix``).  Objects the enum contract already judges by evaluating them
-(``verify.compare_contract``: the status CHECKs, their columns' defaults, the
+(``rules.compare_contract``: the status CHECKs, their columns' defaults, the
 partial index predicates) are left to it, so one cause is reported once.
 """
 
