@@ -33,10 +33,10 @@ install: $(STAMP) $(ASSETS)  ## create .venv and install everything (Python pack
 $(ASSETS): package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-run: $(RUN_STAMP) $(ASSETS)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on :8000
+run: $(RUN_STAMP) $(ASSETS)  ## the whole system locally: PostgreSQL, SQS (moto), worker, WhatsApp sink, chalice local on PORT (8000; README, Configuration)
 	$(BIN)/python -m devstack
 
-demo: $(RUN_STAMP)  ## against a running `make run`: one registration from sign-up to customer_created
+demo: $(RUN_STAMP)  ## against a running `make run` (the same PORT, WHATSAPP_PORT): one registration from sign-up to customer_created
 	$(BIN)/python -m devstack.demo
 
 test: $(STAMP) $(ASSETS)  ## the whole test suite (embedded PostgreSQL 18, or TEST_DATABASE_URL)
@@ -51,10 +51,11 @@ fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, g
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
-lint: $(STAMP)  ## ruff, and import-linter on the layers of chalicelib (pyproject.toml)
+lint: $(STAMP)  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), and every relative link and #anchor of the Markdown files
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/mdlinkcheck --quiet --no-git *.md docs bench
 
 format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
@@ -84,7 +85,7 @@ bench: $(BENCH_STAMP) $(ASSETS)  ## every benchmark (minutes): prints the table,
 bench-smoke: $(STAMP) $(ASSETS)  ## every benchmark with tiny sizes, to see that they run (figures mean nothing)
 	$(BIN)/python -m bench --smoke
 
-readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and error table from the code
+readme-diagram: $(STAMP)  ## regenerate README.md's state diagram and docs/api.md's error table from the code
 	$(BIN)/python scripts/readme_diagram.py
 
 whatsapp-templates: $(RUN_STAMP)  ## each WhatsApp template as its Graph API create request (ARGS=--apply: post them; local sink by default)

@@ -1,7 +1,7 @@
 """Domain errors, and the one table of error codes the API answers with.
 
 ``ERROR_CODES`` is the whole vocabulary of ``{"error": {"code", "message", "details"}}``:
-every code snake_case, with its HTTP status and what it means.  The README's table and
+every code snake_case, with its HTTP status and what it means.  docs/api.md's table and
 the OpenAPI document are generated from it, API Gateway's own answers (the merge
 template's gateway responses) are checked against it, and a test produces every code
 at least once.  Each ``AppError`` subclass names one of its codes (checked when the
@@ -112,7 +112,7 @@ ERROR_CODE_BY_NAME: dict[str, ErrorCode] = {e.code: e for e in ERROR_CODES}
 
 
 def markdown_table() -> str:
-    """README.md's table of codes (``make readme-diagram`` writes it; a test compares)."""
+    """docs/api.md's table of codes (``make readme-diagram`` writes it; a test compares)."""
     lines = ["| status | code | meaning | also from API Gateway |", "|---|---|---|---|"]
     for error in sorted(ERROR_CODES, key=lambda e: (e.status, not e.by_service, e.code)):
         gateway = ", ".join(f"`{r}`" for r in error.gateway_responses)

@@ -171,7 +171,7 @@ def runtime_url(owner_url: str, password: str) -> str:
     """``owner_url`` as the functions reach it: as ``RUNTIME_LOGIN``, a member of the runtime role.
 
     The login role is made (or given ``password`` again) here, as an operator does once
-    per stage in AWS (README, "Security"); migrations make only the runtime role.
+    per stage in AWS (docs/security.md); migrations make only the runtime role.
     """
     import psycopg
     from psycopg import sql

@@ -261,15 +261,23 @@ def _handler_for(fake: FakeWhatsApp) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             # Not Cloud API paths: how `make demo` (and a developer) reads what the sink took.
             path = self.path.split("?")[0]
+            content_type = "application/json"
             if path == "/_messages":
                 payload = json.dumps({"messages": [summary(r) for r in fake.delivered]}).encode()
             elif path == "/_templates":
                 payload = json.dumps({"templates": fake.templates}).encode()
+            elif path == "/_last_code":
+                # The README's walk-through: CODE=$(curl -s $SINK/_last_code), no JSON to dig in.
+                code = last_code(fake.delivered)
+                if code is None:
+                    self.send_error(404, "no one-time code has been sent yet")
+                    return
+                payload, content_type = code.encode(), "text/plain"
             else:
                 self.send_error(404)
                 return
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -415,6 +423,15 @@ def summary(request: ReceivedRequest, *, masked: bool = False) -> dict[str, Any]
         "components": template.get("components", []),
         "message_id": request.message_id,
     }
+
+
+def last_code(delivered: list[ReceivedRequest]) -> str | None:
+    """The one-time code of the newest ``registration_otp`` message, whoever it went to."""
+    for request in reversed(delivered):
+        template = request.body.get("template", {})
+        if template.get("name") == "registration_otp":
+            return str(template["components"][0]["parameters"][0]["text"])
+    return None
 
 
 def _print_message(request: ReceivedRequest) -> None:

@@ -12,7 +12,7 @@
   long before the budget's 429s begin; it notifies ``AlarmTopic`` (made here only when
   the template has none).
 
-The README's "Security" section explains each figure.
+docs/security.md explains each figure.
 """
 
 import copy
@@ -169,7 +169,7 @@ def _otp_budget_alarm(stage: str) -> dict[str, Any]:
         "Properties": {
             "AlarmDescription": (
                 f"over {OTP_BUDGET_ALARM_PERCENT}% of today's WhatsApp OTP budget is spent: "
-                "pumping, or a real rush? See README, Security"
+                "pumping, or a real rush? See docs/security.md"
             ),
             "Namespace": "RegistrationBackend",
             "MetricName": "OtpBudgetUsedPercent",

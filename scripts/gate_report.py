@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     gate = any(logical_id == GATE for logical_id, _, _ in found)
     if gate:
         print(
-            "the schema gate refused: fix what the reason names (README, Operations), then run scripts/deploy again",
+            "the schema gate refused: fix what the reason names (docs/operations.md), then run scripts/deploy again",
             file=sys.stderr,
         )
     return 0 if gate else 1

@@ -59,24 +59,24 @@ def alarms(template: Json, stage: str) -> Json:
             "WorkerRecordFailed",
             stage,
             "create-customer records failed (bad body, unknown registration, "
-            "database, constraint): see README, Operations, WorkerRecordFailed",
+            "database, constraint): see docs/operations.md, WorkerRecordFailed",
         ),
         "NotificationFailedAlarm": _custom(
             "NotificationFailed",
             stage,
-            "WhatsApp refused messages for good: see README, Operations, NotificationFailed",
+            "WhatsApp refused messages for good: see docs/operations.md, NotificationFailed",
         ),
         "NotificationUnknownAlarm": _custom(
             "NotificationUnknown",
             stage,
-            "WhatsApp messages in doubt (sent or not): see README, Operations, NotificationUnknown",
+            "WhatsApp messages in doubt (sent or not): see docs/operations.md, NotificationUnknown",
         ),
     }
     if not any(_metric_name(r) == "SchemaDrift" for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"):
         found["SchemaDriftAlarm"] = _custom(
             "SchemaDrift",
             stage,
-            "the live schema drifted from the code's: see README, Operations, SchemaDrift",
+            "the live schema drifted from the code's: see docs/operations.md, SchemaDrift",
             statistic="Maximum",
             period=3600,
         )
@@ -86,7 +86,7 @@ def alarms(template: Json, stage: str) -> Json:
     for name in _functions(resources):
         for metric in ("Errors", "Throttles"):
             found[f"{name}{metric}Alarm"] = _alarm(
-                f"{name}: Lambda {metric.lower()}: see README, Operations, Lambda errors and throttles",
+                f"{name}: Lambda {metric.lower()}: see docs/operations.md, Lambda errors and throttles",
                 {
                     "Namespace": "AWS/Lambda",
                     "MetricName": metric,
@@ -240,7 +240,7 @@ def _api_5xx_rate() -> Json:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmDescription": "over 5% of API requests answered 5xx: see README, Operations, Api5xxRate",
+            "AlarmDescription": "over 5% of API requests answered 5xx: see docs/operations.md, Api5xxRate",
             "Metrics": [
                 query("errors", "5XXError"),
                 query("requests", "Count"),

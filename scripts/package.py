@@ -109,7 +109,7 @@ def add_schema_gate(template: dict[str, Any], stage: str, zip_path: Path) -> Non
     resources["SchemaDriftAlarm"] = {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmDescription": "verify found schema drift (the hourly watch): see README, Operations",
+            "AlarmDescription": "verify found schema drift (the hourly watch): see docs/operations.md",
             "Namespace": "RegistrationBackend",
             "MetricName": "SchemaDrift",
             "Dimensions": [{"Name": "Stage", "Value": stage}],

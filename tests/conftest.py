@@ -129,7 +129,7 @@ def migrated_db(databases: Databases, template_db: str) -> str:
 
 
 # The runtime role (migrations/011) has no login; the functions' login role is the
-# operator's (README, "Security").  The suite makes one like it, once per server.
+# operator's (docs/security.md).  The suite makes one like it, once per server.
 RUNTIME_ROLE = "registration_app"
 RUNTIME_LOGIN = "registration_app_test"
 RUNTIME_PASSWORD = "runtime-login-for-tests-only"

@@ -32,7 +32,7 @@ class Settings:
     auth_issuer: str | None = None
     # Cognito app clients whose access tokens are accepted (comma-separated in AUTH_CLIENT_IDS).
     auth_client_ids: frozenset[str] = frozenset()
-    # Abuse limits (README, "Security"): one-time codes per source address per hour and
+    # Abuse limits (docs/security.md): one-time codes per source address per hour and
     # for everyone per UTC day (WhatsApp bills each), and how long a registration that
     # was never verified holds its phone and e-mail.  Production defaults; the local
     # stage raises the first two.

@@ -38,6 +38,12 @@ def parse_action(segment: str) -> tuple[Action, type[BaseModel] | None]:
     return action, BODY_BY_ACTION[action]
 
 
+def body_required(action: Action, staff: Staff | None) -> bool:
+    """Whether ``action`` needs a body: staff verify without one, as they approve (the code is the
+    registrant's way in); everything else with a body model needs its body."""
+    return not (action is Action.VERIFY and staff is not None)
+
+
 def authorize(action: Action, staff: Staff | None) -> None:
     """Who may try ``action``, before its body is read: the public only for ``verify`` (by code);
     else ``UnauthorizedError`` (401) without a token, ``ForbiddenError`` (403) for a role that may not."""

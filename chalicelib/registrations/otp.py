@@ -35,7 +35,7 @@ class SendBudget:
     """Who asks for a code and how many they may have: WhatsApp bills every one sent.
 
     ``client`` is the request's source address; ``per_client_per_hour`` and ``per_day``
-    (everyone together, per UTC day) are settings (README, "Security").
+    (everyone together, per UTC day) are settings (docs/security.md).
     """
 
     client: str | None

@@ -102,7 +102,7 @@ def document() -> Json:
                 f"{action}: {', '.join(sorted(transition.sources))} -> {transition.target} ({who})",
                 security,
                 {"200": _json("The registration", _ref("Registration"))},
-                _body(model, schemas) if model is not None else None,
+                _body(model, schemas, required=not transition.public_with_code) if model is not None else None,
                 [_id_parameter()],
                 errors=errors,
             )
@@ -128,7 +128,7 @@ def document() -> Json:
             "title": "Registration backend",
             "version": "1.0.0",
             "description": 'Errors are `{"error": {"code", "message", "details"}}`; each response below names '
-            "its codes (the whole table: README.md, Errors).",
+            "its codes (the whole table: docs/api.md, Errors).",
         },
         # Relative to where this document is served: the stage's base path in API Gateway
         # (``/api``), the root locally; so "Try it out" on ``GET /docs`` calls this API.
@@ -193,12 +193,14 @@ def _error(codes: list[str]) -> Json:
     return response
 
 
-def _body(model: type[BaseModel], schemas: Json) -> Json:
+def _body(model: type[BaseModel], schemas: Json, required: bool = True) -> Json:
+    """The request body; ``required=False`` for verify, whose body staff may leave out."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(schema.pop("$defs", {}))
     schemas[model.__name__] = schema
     example = examples.BODY_EXAMPLES[model.__name__]()
-    return {"required": True, "content": {"application/json": {"schema": _ref(model.__name__), "example": example}}}
+    content = {"application/json": {"schema": _ref(model.__name__), "example": example}}
+    return {"required": required, "content": content}
 
 
 def _json(description: str, schema: Json) -> Json:

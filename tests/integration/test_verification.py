@@ -76,6 +76,28 @@ def test_verify_needs_a_well_formed_code_or_staff(
     assert post(api_client, f"/registrations/{created['id']}/verify", body).status_code == status
 
 
+@pytest.mark.parametrize("body", [None, "", "{}"])
+def test_staff_verify_without_a_body_as_they_approve(
+    api_client: Client, package: dict[str, Any], body: str | None
+) -> None:
+    created = register(api_client, package)
+    headers = {**token("cs")} if body is None else {**token("cs"), "Content-Type": "application/json"}
+    response = api_client.http.post(f"/registrations/{created['id']}/verify", body=body, headers=headers)
+    assert response.status_code == 200, response.json_body
+    assert response.json_body["status"] == "verified"
+
+
+def test_the_registrant_without_a_body_is_told_a_code_or_a_token_is_needed(
+    api_client: Client, package: dict[str, Any]
+) -> None:
+    created = register(api_client, package)
+    response = api_client.http.post(
+        f"/registrations/{created['id']}/verify", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json_body["error"]["details"]["problems"][0]["problem"] == "a JSON object is required"
+
+
 def test_five_wrong_codes_lock_the_code_until_a_new_one(
     api_client: Client, package: dict[str, Any], migrated_db: str
 ) -> None:
@@ -186,6 +208,15 @@ def test_idempotency_key_replays_the_first_response(
     assert other.status_code == 422
     assert other.json_body["error"]["code"] == "idempotency_key_reused"
     assert rows(migrated_db, "SELECT count(*) FROM customer_registrations") == [(1,)]
+
+
+def test_the_same_key_with_another_phone_is_another_key(api_client: Client, package: dict[str, Any]) -> None:
+    """docs/api.md, "Idempotency keys": a key belongs to the phone, so another phone registers anew."""
+    key = {"Idempotency-Key": "shared-key"}
+    first = post(api_client, "/registrations", registration_body(package), key)
+    second = post(api_client, "/registrations", registration_body(package), key)
+    assert first.status_code == second.status_code == 201
+    assert first.json_body["id"] != second.json_body["id"]
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "tab\tinside"])

@@ -1,4 +1,4 @@
-"""README.md's "Try the API" has a curl line, with its body, for every route app.py serves."""
+"""docs/api.md's "Every route by curl" has a curl line, with its body, for every route app.py serves."""
 
 import re
 
@@ -13,8 +13,8 @@ PAGE_ROUTES = {("GET", "/docs"), ("GET", "/docs/{name}")}
 
 
 def _examples() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Try the API", 1)[1].split("\n## ", 1)[0]
+    readme = (ROOT / "docs" / "api.md").read_text()
+    section = readme.split("## Every route by curl", 1)[1].split("\n## ", 1)[0]
     # Continuation lines belong to their curl line.
     return section.replace("\\\n", " ")
 
