@@ -10,7 +10,8 @@ spelled two ways (a reordered ``IN`` list, a default) are judged by
 
 Owners are read as ``migrate user`` when they are the role running verify (the
 replay runs as that role too), so a grant reads the same in both databases.
-Objects that belong to an extension, NOT NULL constraints (PostgreSQL 18 lists
+Extensions in the schema are read by name and version; the objects that belong
+to an extension, NOT NULL constraints (PostgreSQL 18 lists
 them; nullability is compared on the column) and indexes that back a constraint
 (compared as the constraint) are left out.
 """
@@ -142,6 +143,13 @@ SELECT jsonb_build_object(
        FROM pg_proc p, ns
       WHERE p.pronamespace = ns.oid AND p.prokind IN ('f', 'p')
         AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)),
+  -- Extensions in the application's schema (pg_trgm: staff search's trigram indexes).
+  'extensions', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'name', x.extname,
+        'version', x.extversion)
+        ORDER BY x.extname), '[]')
+       FROM pg_extension x, ns
+      WHERE x.extnamespace = ns.oid),
   'types', (SELECT coalesce(jsonb_agg(jsonb_build_object(
         'name', ty.typname,
         'definition', CASE ty.typtype
@@ -159,7 +167,18 @@ SELECT jsonb_build_object(
 )
 """
 
-KINDS = ("types", "functions", "sequences", "relations", "columns", "constraints", "indexes", "triggers", "policies")
+KINDS = (
+    "extensions",
+    "types",
+    "functions",
+    "sequences",
+    "relations",
+    "columns",
+    "constraints",
+    "indexes",
+    "triggers",
+    "policies",
+)
 
 
 @dataclass(frozen=True)
