@@ -8,7 +8,8 @@ module of ``chalicelib/migrate`` into another ("rooms entered"), how many of
 those calls go back into a module that is already further down the stack
 ("returns": A calls B, which calls A again, the shape of an import cycle), and
 which modules it visits.  Calls into the leaf value modules (the report's
-dataclasses, the predicate reader) are counted apart, as they are many and flat.  Also the package's size: modules and
+dataclasses, the predicate reader) are counted apart, as they are many and flat;
+"private_reaches" are calls into another module's ``_private`` function.  Also the package's size: modules and
 lines.  The figures describe the code's shape, not its speed: the lower, the
 fewer places a reader has to keep in mind to follow one event.
 """
@@ -49,6 +50,7 @@ class _Walk:
     def __init__(self) -> None:
         self.entered = 0
         self.leaf_calls = 0
+        self.private = 0
         self.returns = 0
         self.crossings: Counter[tuple[str, str]] = Counter()
         self.rooms: set[str] = set()
@@ -69,6 +71,8 @@ class _Walk:
             self.leaf_calls += 1
             return
         self.entered += 1
+        name = frame.f_code.co_name
+        self.private += name.startswith("_") and not name.startswith("__")
         self.crossings[(caller, here)] += 1
         below = frame.f_back.f_back if frame.f_back else None
         while below is not None:
@@ -98,6 +102,7 @@ def walk(url: str, migrations: Path, answers: _Answers) -> dict[str, Any]:
         "rooms_entered": hook.entered,
         "returns": hook.returns,
         "leaf_calls": hook.leaf_calls,
+        "private_reaches": hook.private,
         "modules_visited": len(hook.rooms),
         "crossings": dict(sorted(short.items())),
     }
