@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.migrate import rules as contract_rules
+from chalicelib.migrate import stored
 from chalicelib.migrate.catalog import Catalog, read_catalog
 from chalicelib.migrate.expected import ExpectedSchemaError, build_expected
 from chalicelib.migrate.files import MigrationFile
@@ -153,11 +154,14 @@ def verify(
     # What the applied files build: a pending file is drift of its own (migration_pending).
     applied = [m for m in files if m.name in (live.history or {})]
     started = time.perf_counter()
-    schema, unavailable = None, None
-    try:
-        schema = build_expected(conn, applied, settings)
-    except ExpectedSchemaError as error:
-        unavailable = str(error)
+    unavailable = None
+    store_key = stored.key(applied, conn.info.server_version)
+    schema, verdict = stored.load(conn, store_key)
+    if schema is None:
+        try:
+            schema = build_expected(conn, applied, settings)
+        except ExpectedSchemaError as error:
+            unavailable = str(error)
     replay_ms = _ms_since(started)
     expected = Expected(
         files=files,
@@ -168,6 +172,10 @@ def verify(
     )
     result = compare(Subject(live, expected, conn), VERIFY_RULES)
     report.checked, report.drift = result.checked, result.drift
+    report.checked.append(_STORE_SAYS[verdict])
+    if verdict != stored.FOUND and schema is not None and action in ("apply", "gate") and report.ok:
+        stored.save(conn, store_key, schema)
+        report.checked.append("the expected schema stored for the next verify (this release accepted)")
     timings = result.timings_ms
     report.verify_ms = (
         {"statements": timings["statements"]}
@@ -191,6 +199,14 @@ def plan(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], contra
     result = compare(Subject(live, Expected(files=files, pending_is_drift=False)), (history_rule,))
     report.checked, report.drift = result.checked, result.drift
     return report
+
+
+_STORE_SAYS = {
+    stored.FOUND: "the expected schema read from migrate_expected_schema (same migrations, same major version): "
+    "not replayed",
+    stored.MISSING: "the expected schema replayed: none stored for these migrations on this major version",
+    stored.TAMPERED: "the stored expected schema failed its checksum (edited by hand?): ignored, replayed",
+}
 
 
 def _said_once(contract_drift: list[Drift], schema_drift: list[Drift]) -> list[Drift]:

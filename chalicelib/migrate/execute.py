@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.migrate.catalog import HISTORY_TABLE
 from chalicelib.migrate.files import MigrationFile, statements
 from chalicelib.migrate.report import Drift
+from chalicelib.migrate.stored import CREATE_STORE
 from chalicelib.platform.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,7 +73,9 @@ def release_lock(conn: "psycopg.Connection[Any]") -> None:
 
 
 def ensure_history(conn: "psycopg.Connection[Any]") -> None:
+    """The history table, and the store of the expected schema (``stored``) beside it, before any file runs."""
     conn.execute(CREATE_HISTORY)
+    conn.execute(CREATE_STORE)
 
 
 def replay(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], settings: Settings) -> None:

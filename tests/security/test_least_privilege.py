@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib.migrate import run
 from chalicelib.migrate.catalog import HISTORY_TABLE
+from chalicelib.migrate.stored import STORE_TABLE
 from tests.conftest import MIGRATIONS, RUNTIME_ROLE
 
 
@@ -70,10 +71,10 @@ def test_every_table_and_sequence_has_its_grants(migrated_db: str) -> None:
             conn,
             """
             SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> %s
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> ALL (%s)
                AND NOT (has_table_privilege(%s, c.oid, 'SELECT') AND has_table_privilege(%s, c.oid, 'INSERT'))
             """,
-            (HISTORY_TABLE, RUNTIME_ROLE, RUNTIME_ROLE),
+            ([HISTORY_TABLE, STORE_TABLE], RUNTIME_ROLE, RUNTIME_ROLE),
         )
         sequences = _rows(
             conn,
