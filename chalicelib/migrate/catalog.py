@@ -126,7 +126,7 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str], *, whole_sc
         raise RuntimeError("the catalog query returned no row")
     database, server_version, history, checks, columns, indexes, objects = row
     if objects is not None:
-        checks, columns, indexes = _narrow(objects)
+        checks, columns, indexes = narrow(objects)
     return Catalog(
         database=database,
         server_version=server_version,
@@ -139,7 +139,7 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str], *, whole_sc
     )
 
 
-def _narrow(objects: dict[str, list[dict[str, Any]]]) -> tuple[list[Any], list[Any], list[Any]]:
+def narrow(objects: dict[str, list[dict[str, Any]]]) -> tuple[list[Any], list[Any], list[Any]]:
     """The contract rules' CHECKs, table columns and indexes, as views of the whole schema's rows."""
     tables = {r["table"] for r in objects["relations"] if r["relkind"] in ("r", "p")}
     checks = [
