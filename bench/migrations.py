@@ -37,16 +37,17 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from bench import _support
-from chalicelib.migrate import runner
+from chalicelib.migrate import execute, runner, stored
 from chalicelib.migrate.files import load_migrations
 from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import CONTRACT
 from chalicelib.statuses import RegistrationStatus
 
-VERIFY_TARGET_MS = 1000
-# On the live connection: the catalog (1), the scratch database created and dropped (2), the
-# sweep for scratch databases a killed run left (1), the registry's statements PREPAREd (1).
-VERIFY_ROUND_TRIPS = 5
+# Nothing changed since the release was accepted: the expected schema is stored (issue 24).
+VERIFY_TARGET_MS = 50
+# On the live connection: the catalog (1), the stored expected schema (1), the registry's
+# statements PREPAREd (1); no scratch database.
+VERIFY_ROUND_TRIPS = 3
 BLOCK_TARGET_MS = 100
 MIGRATIONS = _support.ROOT / "migrations"
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "constraint_fix": {"rows": args.rows, "seed_validating": seed, "ours_not_valid_then_validate": ours},
         "targets": [
             {
-                "figure": "verify alone (history, contract, schema replayed in a scratch database, statements)",
+                "figure": "verify alone, nothing changed (history, contract, stored expected schema, statements)",
                 "value": f"{verify['median_ms']:.1f} ms median (p95 {verify['p95_ms']:.1f}), "
                 f"{verify['round_trips']} round trip(s)",
                 "target": f"< {VERIFY_TARGET_MS} ms, {VERIFY_ROUND_TRIPS} round trips on the live connection "
@@ -146,6 +147,8 @@ def _yoyo_folder() -> Path:
     """The files as yoyo reads them: a no-transaction file says so in yoyo's own directive."""
     folder = Path(tempfile.mkdtemp(prefix="bench-yoyo-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    # Our runner makes its history table and the stored expected schema's before any file (030 grants on them).
+    (folder / "000_migrate_tables.sql").write_text(f"{execute.CREATE_HISTORY};\n{stored.CREATE_STORE};\n")
     for migration in load_migrations(MIGRATIONS):
         head = "" if migration.in_transaction else "-- transactional: false\n"
         (folder / migration.name).write_text(head + migration.sql)
