@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha
 ASSETS := node_modules/.package-lock.json
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
-.PHONY: help install run demo test faults fuzz soak lint format typecheck squawk check package deploy-dry-run \
+.PHONY: help install run demo test faults fuzz soak lint format typecheck migration squawk check package deploy-dry-run \
         readme-diagram whatsapp-templates migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list every target
@@ -63,6 +63,9 @@ format: $(STAMP)  ## ruff, rewriting
 
 typecheck: $(STAMP)  ## mypy --strict on chalicelib, app.py, devstack, tests and the operations scripts
 	$(BIN)/mypy
+
+migration: $(STAMP)  ## the next migration file(s) from verify's fix: make migration NAME=allow_status_on_hold (nothing when none is needed)
+	$(BIN)/python -m chalicelib.migrate.generate $(NAME)
 
 squawk: $(STAMP)  ## lint migrations/ for locking hazards
 	$(BIN)/squawk migrations/*.sql

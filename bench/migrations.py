@@ -14,11 +14,14 @@ statement; the figure is the longest statement while each way ran.
 """
 
 import argparse
+import atexit
 import importlib.util
 import itertools
 import logging
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -34,16 +37,17 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from bench import _support
-from chalicelib.migrate import runner
+from chalicelib.migrate import execute, runner, stored
 from chalicelib.migrate.files import load_migrations
 from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import CONTRACT
 from chalicelib.statuses import RegistrationStatus
 
-VERIFY_TARGET_MS = 1000
-# On the live connection: the catalog (1), the scratch database created and dropped (2), the
-# sweep for scratch databases a killed run left (1), the registry's statements PREPAREd (1).
-VERIFY_ROUND_TRIPS = 5
+# Nothing changed since the release was accepted: the expected schema is stored (issue 24).
+VERIFY_TARGET_MS = 50
+# On the live connection: the catalog (1), the stored expected schema (1), the registry's
+# statements PREPAREd (1); no scratch database.
+VERIFY_ROUND_TRIPS = 3
 BLOCK_TARGET_MS = 100
 MIGRATIONS = _support.ROOT / "migrations"
 
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "constraint_fix": {"rows": args.rows, "seed_validating": seed, "ours_not_valid_then_validate": ours},
         "targets": [
             {
-                "figure": "verify alone (history, contract, schema replayed in a scratch database, statements)",
+                "figure": "verify alone, nothing changed (history, contract, stored expected schema, statements)",
                 "value": f"{verify['median_ms']:.1f} ms median (p95 {verify['p95_ms']:.1f}), "
                 f"{verify['round_trips']} round trip(s)",
                 "target": f"< {VERIFY_TARGET_MS} ms, {VERIFY_ROUND_TRIPS} round trips on the live connection "
@@ -128,7 +132,7 @@ def _apply_yoyo(server: str) -> float:
     with _support.database(server, migrated=False) as url:
         backend = get_backend(_yoyo_uri(url))
         started = time.perf_counter()
-        migrations = read_migrations(str(MIGRATIONS))
+        migrations = read_migrations(str(_yoyo_folder()))
         with backend.lock():
             backend.apply_migrations(backend.to_apply(migrations))
         seconds = time.perf_counter() - started
@@ -137,6 +141,18 @@ def _apply_yoyo(server: str) -> float:
             row = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
             assert (row.fetchone() or [0])[0] >= len(load_migrations(MIGRATIONS)) - 2
     return seconds
+
+
+def _yoyo_folder() -> Path:
+    """The files as yoyo reads them: a no-transaction file says so in yoyo's own directive."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-yoyo-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    # Our runner makes its history table and the stored expected schema's before any file (030 grants on them).
+    (folder / "000_migrate_tables.sql").write_text(f"{execute.CREATE_HISTORY};\n{stored.CREATE_STORE};\n")
+    for migration in load_migrations(MIGRATIONS):
+        head = "" if migration.in_transaction else "-- transactional: false\n"
+        (folder / migration.name).write_text(head + migration.sql)
+    return folder
 
 
 def _yoyo_uri(url: str) -> str:

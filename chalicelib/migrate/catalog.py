@@ -1,4 +1,9 @@
-"""Read, in one round trip, everything verify compares: history, CHECKs, defaults, indexes."""
+"""Read, in one round trip, everything verify compares: history, CHECKs, defaults, indexes.
+
+One catalog for every rule: with ``whole_schema`` the round trip reads every
+object of the schema (``schema``), and the CHECKs, columns and indexes the
+contract rules look at are views of those same rows, not a second reading.
+"""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +74,16 @@ SELECT
     {schema} AS schema
 """
 
+# The whole-schema catalog: the narrow lists above are derived from its objects.
+_WHOLE = """
+SELECT
+    current_database() AS database,
+    current_setting('server_version') AS server_version,
+    {history} AS history,
+    NULL::jsonb, NULL::jsonb, NULL::jsonb,
+    {schema} AS schema
+"""
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -94,21 +109,24 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str], *, whole_sc
 
     enforced = _ENFORCED_18 if conn.info.server_version >= 180000 else _ENFORCED_OLD
     schema = f"({schema_query(conn.info.server_version)})" if whole_schema else "NULL::jsonb"
+    query = _WHOLE if whole_schema else _QUERY
     queries = 1
     # The connection is in autocommit: one statement, one round trip, and a
     # missing history table leaves no failed transaction behind.
     try:
         row = conn.execute(
-            _QUERY.format(history=_HISTORY, enforced=enforced, schema=schema), {"tables": tables}
+            query.format(history=_HISTORY, enforced=enforced, schema=schema), {"tables": tables}
         ).fetchone()
     except psycopg.errors.UndefinedTable:
         queries += 1
         row = conn.execute(
-            _QUERY.format(history="NULL::jsonb", enforced=enforced, schema=schema), {"tables": tables}
+            query.format(history="NULL::jsonb", enforced=enforced, schema=schema), {"tables": tables}
         ).fetchone()
     if row is None:  # a SELECT without FROM always returns one row
         raise RuntimeError("the catalog query returned no row")
     database, server_version, history, checks, columns, indexes, objects = row
+    if objects is not None:
+        checks, columns, indexes = narrow(objects)
     return Catalog(
         database=database,
         server_version=server_version,
@@ -119,3 +137,24 @@ def read_catalog(conn: "psycopg.Connection[Any]", tables: list[str], *, whole_sc
         queries=queries,
         schema=None if objects is None else Schema(objects),
     )
+
+
+def narrow(objects: dict[str, list[dict[str, Any]]]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The contract rules' CHECKs, table columns and indexes, as views of the whole schema's rows."""
+    tables = {r["table"] for r in objects["relations"] if r["relkind"] in ("r", "p")}
+    checks = [
+        {key: c[key] for key in ("table", "name", "definition", "validated", "enforced", "columns")}
+        for c in objects["constraints"]
+        if c["type"] == "c" and c["table"] in tables
+    ]
+    columns = [
+        {"table": c["table"], "column": c["name"], "type": c["type"], "default": c["default"]}
+        for c in objects["columns"]
+        if c["table"] in tables
+    ]
+    indexes = [
+        {key: i[key] for key in ("table", "name", "definition", "predicate", "valid")}
+        for i in objects["indexes"]
+        if i["table"] in tables
+    ]
+    return checks, columns, indexes

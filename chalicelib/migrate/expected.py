@@ -2,7 +2,7 @@
 
 A new database (``migrate_scratch_<epoch>_<random>_<live database>``) is created on the live
 database's server, from ``template0``, every migration file is applied to it by
-the same code ``apply`` uses (``runner.replay``: each file in its own transaction,
+the same code ``apply`` uses (``execute.replay``: each file in its own transaction,
 no-transaction files alone, exactly as in production), its catalog is read with the
 same query as the live one, and it is dropped, whatever happened.  Being on the
 same server, both catalogs are rendered by the same PostgreSQL version.
@@ -18,15 +18,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.migrate.execute import replay
 from chalicelib.migrate.files import MigrationFile
-from chalicelib.migrate.report import Drift
 from chalicelib.migrate.schema import Schema, read_schema
-from chalicelib.migrate.schema_compare import compare_schema
 from chalicelib.platform.settings import Settings
-from chalicelib.schema_contract import EnumColumn
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,46 +36,13 @@ class ExpectedSchemaError(Exception):
     """The expected schema could not be built (no CREATEDB, or a file failed on an empty database)."""
 
 
-@dataclass
-class SchemaCheck:
-    """What the whole-schema check found, and what it cost."""
+def build_expected(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], settings: Settings) -> Schema:
+    """Replay ``files`` into a scratch database on ``conn``'s server, read its schema, drop it.
 
-    checked: list[str] = field(default_factory=list)
-    drift: list[Drift] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    round_trips: int = 0
-
-
-def check_schema(
-    conn: "psycopg.Connection[Any]",
-    live: Schema,
-    files: Sequence[MigrationFile],
-    contract: Sequence[EnumColumn],
-    settings: Settings,
-) -> SchemaCheck:
-    """``live`` (read from ``conn``'s database) against the schema ``files`` build."""
-    result = SchemaCheck()
-    started = time.perf_counter()
-    try:
-        expected = build_expected(conn, files, settings, result)
-    except ExpectedSchemaError as error:
-        result.drift.append(Drift("expected_schema_unavailable", str(error), None))
-        return result
-    result.timings_ms["replay"] = _ms_since(started)
-    begun = time.perf_counter()
-    result.checked, result.drift = compare_schema(live, expected, contract, _Judge(conn, result))
-    result.timings_ms["compare"] = _ms_since(begun)
-    return result
-
-
-def build_expected(
-    conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], settings: Settings, result: SchemaCheck
-) -> Schema:
-    """Replay ``files`` into a scratch database on ``conn``'s server, read its schema, drop it."""
+    Raises ``ExpectedSchemaError`` when it cannot (no CREATEDB, a file that fails on an empty database).
+    """
     import psycopg
     from psycopg import sql
-
-    from chalicelib.migrate import runner
 
     # <epoch>_<random>_<live database>: unique per run, old ones findable, and an operator sees whose it was.
     name = f"{SCRATCH_PREFIX}{int(time.time())}_{uuid.uuid4().hex[:8]}_{conn.info.dbname[:24]}"
@@ -103,14 +67,13 @@ def build_expected(
             # A throwaway database: its commits need not wait for the disk.
             scratch.execute("SET synchronous_commit = off")
             try:
-                runner.replay(scratch, files, settings)
+                replay(scratch, files, settings)
             except psycopg.Error as error:
                 raise ExpectedSchemaError(
                     f"the schema cannot be compared with the migrations: replaying them into an empty database "
                     f"failed ({_said(error)}): fix the migration files"
                 ) from error
             schema = read_schema(scratch)
-        result.round_trips += 2 * len(files) + 4
         return schema
     finally:
         with suppress(psycopg.Error):
@@ -138,37 +101,6 @@ def _conninfo(conn: "psycopg.Connection[Any]", dbname: str) -> str:
     return make_conninfo(conn.info.dsn, dbname=dbname, password=conn.info.password or None)
 
 
-class _Judge:
-    """Asks the live database whether two expressions of one type mean the same.
-
-    Only for defaults whose text differs (rare: a hand edit).  Each question runs in
-    a read-only transaction that is rolled back; an expression that cannot be
-    evaluated there (``nextval``, which writes) counts as different.
-    """
-
-    def __init__(self, conn: "psycopg.Connection[Any]", result: SchemaCheck) -> None:
-        self.conn = conn
-        self.result = result
-
-    def __call__(self, a: str, b: str, type_name: str) -> bool:
-        import psycopg
-
-        self.result.round_trips += 3
-        try:
-            with self.conn.transaction(force_rollback=True):
-                self.conn.execute("SET TRANSACTION READ ONLY")
-                row = self.conn.execute(
-                    f"SELECT (({a})::{type_name}) IS NOT DISTINCT FROM (({b})::{type_name})".encode()
-                ).fetchone()
-        except psycopg.Error:
-            return False
-        return bool(row and row[0])
-
-
 def _said(error: Exception) -> str:
     diag = getattr(error, "diag", None)
     return (getattr(diag, "message_primary", None) or str(error)).strip()
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)

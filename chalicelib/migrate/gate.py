@@ -22,16 +22,16 @@ after a release that applied its migrations) is left alone when it still accepts
 everything this code writes.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.migrate import runner
-from chalicelib.migrate.catalog import Catalog, read_catalog
+from chalicelib.migrate import execute, runner
+from chalicelib.migrate.catalog import read_catalog
+from chalicelib.migrate.compare import Expected, Subject, compare, contract_rule, writes_rule
 from chalicelib.migrate.files import MigrationFile
-from chalicelib.migrate.predicate import UnsupportedPredicateError, parse_predicate, strip_constraint_definition
 from chalicelib.migrate.report import Drift, Report
-from chalicelib.migrate.verify import compare_contract
+from chalicelib.migrate.rules import writable_drift
 from chalicelib.platform.settings import Settings
 from chalicelib.schema_contract import EnumColumn
 
@@ -87,9 +87,9 @@ def run_gate(
 
     ``statements``: the registry verify prepares (the code's own by default).
     """
-    runner._acquire_lock(conn, settings.migrate_wait_for_lock_s)
+    execute.acquire_lock(conn, settings.migrate_wait_for_lock_s)
     try:
-        conn.execute(runner._CREATE_HISTORY)
+        execute.ensure_history(conn)
         before = runner.plan(conn, files, incoming.enums)
         before.action = "gate"
         if any(d.kind == "migration_unknown" for d in before.drift):
@@ -108,7 +108,7 @@ def run_gate(
             rehearsal.report.already_applied = before.already_applied
             rehearsal.report.pending = before.pending
             return rehearsal
-        report = runner.apply(conn, files, incoming.enums, settings, statements)
+        report = runner.apply_locked(conn, files, incoming.enums, settings, statements)
         report.drift.extend(writable_drift(read_catalog(conn, tables), (), incoming.writes))
         report.checked = [*rehearsal.report.checked, *report.checked]
         return GateResult(
@@ -118,7 +118,7 @@ def run_gate(
             rehearsal.not_rehearsed,
         )
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (runner.ADVISORY_LOCK_KEY,))
+        execute.release_lock(conn)
 
 
 def _rehearse(
@@ -149,10 +149,10 @@ def _rehearse(
                 result.rehearsed.append(migration.name)
             rehearsed = read_catalog(conn, tables)
             required_after = _required_columns(conn, tables)
-    except runner.database_error() as error:
+    except execute.database_error() as error:
         if current is None:
             raise
-        failure = runner._failure_drift(current, error, settings)
+        failure = execute.failure_drift(current, error, settings)
         report.drift.append(Drift(failure.kind, f"rehearsal, rolled back: {failure.message}", None))
         return result
     report.catalog_queries = live.queries + rehearsed.queries
@@ -164,8 +164,8 @@ def _rehearse(
             "cannot be rolled back): checked only after they are applied"
         )
     else:
-        _checked, drift = compare_contract(rehearsed, incoming.enums)
-        drift += writable_drift(rehearsed, (), incoming.writes)
+        expected = Expected(contract=incoming.enums, writes=incoming.writes)
+        drift = compare(Subject(rehearsed, expected), (contract_rule, writes_rule)).drift
         report.drift.extend(
             Drift(d.kind, f"{d.message} (after the pending files; nothing was applied)", d.fix_sql) for d in drift
         )
@@ -227,60 +227,3 @@ def _ahead(conn: "psycopg.Connection[Any]", before: Report, incoming: Contract) 
             )
         )
     return GateResult(report, "ahead" if report.ok else "refused")
-
-
-def writable_drift(catalog: Catalog, enums: Iterable[EnumColumn], writes: Mapping[str, Iterable[str]]) -> list[Drift]:
-    """What a release's writes would hit: missing tables and columns, enum values an enforced CHECK rejects.
-
-    Unlike verify, a constraint allowing *more* than the enum is fine here: that
-    is the expanded state the next release brought.
-    """
-    tables = {column["table"] for column in catalog.columns}
-    columns = {(column["table"], column["column"]) for column in catalog.columns}
-    drift: list[Drift] = []
-    for table, names in sorted(writes.items()):
-        if table not in tables:
-            drift.append(Drift("table_missing", f"writes to {table} fail: the table does not exist", None))
-            continue
-        drift.extend(
-            Drift("column_missing", f"writes to {table}.{name} fail: the column does not exist", None)
-            for name in names
-            if (table, name) not in columns
-        )
-    for expected in enums:
-        if (expected.table, expected.column) not in columns:
-            if expected.table in tables and expected.column not in set(writes.get(expected.table, ())):
-                drift.append(
-                    Drift(
-                        "column_missing",
-                        f"writes to {expected.table}.{expected.column} fail: the column does not exist",
-                        None,
-                    )
-                )
-            continue
-        drift.extend(_rejected_values(catalog, expected))
-    return drift
-
-
-def _rejected_values(catalog: Catalog, expected: EnumColumn) -> list[Drift]:
-    judges: list[tuple[str, Callable[[str], bool | None]]] = []
-    for check in catalog.checks:
-        if check["table"] != expected.table or check["columns"] != [expected.column] or not check["enforced"]:
-            continue
-        try:
-            parsed = parse_predicate(strip_constraint_definition(check["definition"]), expected.column)
-        except UnsupportedPredicateError:
-            continue  # verify names it as unverifiable; here only a certain rejection counts
-        judges.append((check["name"], parsed.evaluate))
-    drift = []
-    for value in expected.values:
-        rejecting = [name for name, evaluate in judges if evaluate(value) is False]
-        if rejecting:
-            drift.append(
-                Drift(
-                    "check_rejects_value",
-                    f"{expected.table} rejects {expected.column} {value!r}: {', '.join(rejecting)} does not allow it",
-                    None,
-                )
-            )
-    return drift

@@ -135,7 +135,7 @@ def inspect(
     """Read-only look at the database for the restored code; SUCCESS whatever it finds."""
     from chalicelib.migrate import runner
     from chalicelib.migrate.catalog import read_catalog
-    from chalicelib.migrate.gate import writable_drift
+    from chalicelib.migrate.rules import writable_drift
 
     try:
         conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))

@@ -8,9 +8,11 @@ meaning gives equal text, and the few places where equal meaning can still be
 spelled two ways (a reordered ``IN`` list, a default) are judged by
 ``schema_compare``, not by the text.
 
-Owners are read as ``migrate user`` when they are the role running verify (the
-replay runs as that role too), so a grant reads the same in both databases.
-Objects that belong to an extension, NOT NULL constraints (PostgreSQL 18 lists
+Owners are read as ``migrate user`` when they are the role that owns the history
+table (the role running apply; the replay runs as the role running verify, which
+owns its scratch history table), so a grant reads the same in both databases.
+Extensions in the schema are read by name and version; the objects that belong
+to an extension, NOT NULL constraints (PostgreSQL 18 lists
 them; nullability is compared on the column) and indexes that back a constraint
 (compared as the constraint) are left out.
 """
@@ -25,7 +27,10 @@ MIGRATE_USER = "migrate user"
 
 _QUERY = """
 WITH ns AS (SELECT current_schema()::regnamespace::oid AS oid),
-me AS (SELECT oid FROM pg_roles WHERE rolname = current_user),
+-- The migrate user: the owner of the history table (the watch reads as another role), else whoever runs this.
+me AS (SELECT coalesce((SELECT c.relowner FROM pg_class c, ns
+                         WHERE c.relname = 'schema_migrations' AND c.relnamespace = ns.oid),
+                       (SELECT oid FROM pg_roles WHERE rolname = current_user)) AS oid),
 ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
 rel AS (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity,
@@ -33,6 +38,8 @@ rel AS (
       FROM pg_class c, ns
      WHERE c.relnamespace = ns.oid
        AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+       -- migrate's own store of the expected schema (``stored``): bookkeeping, not the application's
+       AND c.relname <> 'migrate_expected_schema'
        AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
 tab AS (SELECT * FROM rel WHERE relkind <> 'S')
@@ -142,6 +149,13 @@ SELECT jsonb_build_object(
        FROM pg_proc p, ns
       WHERE p.pronamespace = ns.oid AND p.prokind IN ('f', 'p')
         AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)),
+  -- Extensions in the application's schema (pg_trgm: staff search's trigram indexes).
+  'extensions', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'name', x.extname,
+        'version', x.extversion)
+        ORDER BY x.extname), '[]')
+       FROM pg_extension x, ns
+      WHERE x.extnamespace = ns.oid),
   'types', (SELECT coalesce(jsonb_agg(jsonb_build_object(
         'name', ty.typname,
         'definition', CASE ty.typtype
@@ -159,7 +173,18 @@ SELECT jsonb_build_object(
 )
 """
 
-KINDS = ("types", "functions", "sequences", "relations", "columns", "constraints", "indexes", "triggers", "policies")
+KINDS = (
+    "extensions",
+    "types",
+    "functions",
+    "sequences",
+    "relations",
+    "columns",
+    "constraints",
+    "indexes",
+    "triggers",
+    "policies",
+)
 
 
 @dataclass(frozen=True)

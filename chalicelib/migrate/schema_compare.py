@@ -3,7 +3,7 @@
 Missing, different and extra are all drift.  Each message says what would go wrong
 first, then which object (by name) and why, and each carries the SQL that repairs
 it (``schema_fix``).  Objects the enum contract already judges by evaluating them
-(``verify.compare_contract``: the status CHECKs, their columns' defaults, the
+(``rules.compare_contract``: the status CHECKs, their columns' defaults, the
 partial index predicates) are left to it, so one cause is reported once.
 """
 
@@ -69,7 +69,7 @@ class _Comparer:
         self.extra_tables = set(self.live["relations"]) - set(self.expected["relations"])
 
     def run(self) -> list[Drift]:
-        drift: list[Drift] = []
+        drift: list[Drift] = self._extensions()
         for kind in ("types", "functions", "sequences", "relations", "columns"):
             drift += getattr(self, f"_{kind}")()
         drift += self._constraints()
@@ -78,7 +78,7 @@ class _Comparer:
         drift += self._policies()
         drift += self._grants()
         # Run in turn, the fixes must drop what uses a function, type or sequence before it.
-        last = ("function_extra", "sequence_extra", "type_extra")
+        last = ("function_extra", "sequence_extra", "type_extra", "extension_extra")
         return [d for d in drift if d.kind not in last] + [d for k in last for d in drift if d.kind == k]
 
     # The pairs of one kind, without those whose table is missing or extra as a whole.
@@ -90,6 +90,39 @@ class _Comparer:
         extra = [r for k, r in live.items() if k not in expected and (r.get("table"),) not in self.extra_tables]
         both = [(live[k], r) for k, r in expected.items() if k in live]
         return missing, extra, both
+
+    def _extensions(self) -> list[Drift]:
+        """By name and version: a changed pg_trgm changes what the search indexes mean."""
+        live, expected = self.live.get("extensions", {}), self.expected.get("extensions", {})
+        drift = [
+            Drift(
+                "extension_missing",
+                f"{_uses(x['name'])} stop working: extension {x['name']} is missing",
+                f"CREATE EXTENSION IF NOT EXISTS {x['name']} VERSION '{x['version']}';",
+            )
+            for key, x in expected.items()
+            if key not in live
+        ]
+        drift += [
+            Drift(
+                "extension_version_differs",
+                f"{_uses(e['name'])} may behave otherwise: extension {e['name']} is version {live[key]['version']}, "
+                f"the migrations leave {e['version']}",
+                f"ALTER EXTENSION {e['name']} UPDATE TO '{e['version']}';",
+            )
+            for key, e in expected.items()
+            if key in live and live[key]["version"] != e["version"]
+        ]
+        drift += [
+            Drift(
+                "extension_extra",
+                f"the schema holds objects no migration makes: extension {x['name']} {x['version']} is extra",
+                f"DROP EXTENSION IF EXISTS {x['name']};",
+            )
+            for key, x in live.items()
+            if key not in expected
+        ]
+        return drift
 
     def _types(self) -> list[Drift]:
         missing, extra, both = self._pairs("types")
@@ -536,6 +569,12 @@ class _Comparer:
                     )
                 )
         return drift
+
+
+def _uses(extension: str) -> str:
+    if extension == "pg_trgm":
+        return "staff searches by name (its trigram indexes and similarity operators)"
+    return f"the types, functions and operators of {extension}"
 
 
 def _relation_differences(lv: dict[str, Any], e: dict[str, Any]) -> list[Drift]:

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from chalicelib.migrate.catalog import read_catalog
-from chalicelib.migrate.gate import writable_drift
+from chalicelib.migrate.rules import writable_drift
 from chalicelib.schema_contract import CONTRACT, WRITES, contract_data, contract_from_data
 
 

@@ -13,6 +13,7 @@ import pytest
 from chalicelib.migrate import run
 from chalicelib.migrate.catalog import HISTORY_TABLE
 from chalicelib.migrate.rollback import RELEASES_TABLE
+from chalicelib.migrate.stored import STORE_TABLE
 from tests.conftest import MIGRATIONS, RUNTIME_ROLE
 
 
@@ -74,7 +75,7 @@ def test_every_table_and_sequence_has_its_grants(migrated_db: str) -> None:
              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> ALL (%s)
                AND NOT (has_table_privilege(%s, c.oid, 'SELECT') AND has_table_privilege(%s, c.oid, 'INSERT'))
             """,
-            ([HISTORY_TABLE, RELEASES_TABLE], RUNTIME_ROLE, RUNTIME_ROLE),
+            ([HISTORY_TABLE, RELEASES_TABLE, STORE_TABLE], RUNTIME_ROLE, RUNTIME_ROLE),
         )
         sequences = _rows(
             conn,

@@ -372,6 +372,28 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     _s("sequence added by hand", "CREATE SEQUENCE invoice_number_seq", ("sequence_extra", "invoice_number_seq")),
     _s("enum type added by hand", "CREATE TYPE mood AS ENUM ('happy', 'sad')", ("type_extra", "mood")),
+    # Extensions (issue 24): pg_trgm gives staff search its trigram index
+    _s(
+        "extension pg_trgm dropped (and with it the trigram index)",
+        "DROP EXTENSION pg_trgm CASCADE",
+        ("extension_missing", "pg_trgm"),
+        ("index_missing", "customer_registrations_full_name_trgm_idx"),
+    ),
+    _s(
+        "extension pg_trgm at another version",
+        (
+            "DROP EXTENSION pg_trgm CASCADE",
+            "CREATE EXTENSION pg_trgm VERSION '1.5'",
+            "CREATE INDEX customer_registrations_full_name_trgm_idx "
+            "ON customer_registrations USING gin (full_name gin_trgm_ops)",
+        ),
+        ("extension_version_differs", "pg_trgm"),
+    ),
+    _s(
+        "an extension no migration creates",
+        "CREATE EXTENSION btree_gin",
+        ("extension_extra", "btree_gin"),
+    ),
 )
 
 

@@ -1,12 +1,17 @@
-"""Compare the live database with what the code expects, and name every difference.
+"""The rules over one catalog: the history, the enum contract, a release's writes.
 
-Two halves: the migration history against the files (checksums, unknown
-versions, pending files), and the schema contract (``chalicelib.schema_contract``)
-against the catalog.  Each ``Drift`` says its effect first, in the words of what
-would fail, then its cause, then the SQL that would repair it.
+Each rule reads a ``Catalog`` (live, or rehearsed by the gate) and returns drift:
+the migration history against the files (checksums, unknown versions, pending
+files), the schema contract (``chalicelib.schema_contract``: each enum column's
+CHECK, default and partial index predicates, judged by evaluating them), and what
+one release writes (``writable_drift``, for the gate's two contracts).  They are
+steps of the one comparison (``compare``), beside the whole-schema rule
+(``schema_compare``) and the statements (``statements``), not a verifier of their
+own.  Each ``Drift`` says its effect first, in the words of what would fail, then
+its cause, then the SQL that would repair it.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -348,3 +353,60 @@ def _rebuild_index_sql(expected: EnumColumn, index: IndexPredicate, live: dict[s
 
 def _find(rows: list[dict[str, Any]], **match: str) -> dict[str, Any] | None:
     return next((row for row in rows if all(row.get(k) == v for k, v in match.items())), None)
+
+
+def writable_drift(catalog: Catalog, enums: Iterable[EnumColumn], writes: Mapping[str, Iterable[str]]) -> list[Drift]:
+    """What a release's writes would hit: missing tables and columns, enum values an enforced CHECK rejects.
+
+    Unlike verify, a constraint allowing *more* than the enum is fine here: that
+    is the expanded state the next release brought.
+    """
+    tables = {column["table"] for column in catalog.columns}
+    columns = {(column["table"], column["column"]) for column in catalog.columns}
+    drift: list[Drift] = []
+    for table, names in sorted(writes.items()):
+        if table not in tables:
+            drift.append(Drift("table_missing", f"writes to {table} fail: the table does not exist", None))
+            continue
+        drift.extend(
+            Drift("column_missing", f"writes to {table}.{name} fail: the column does not exist", None)
+            for name in names
+            if (table, name) not in columns
+        )
+    for expected in enums:
+        if (expected.table, expected.column) not in columns:
+            if expected.table in tables and expected.column not in set(writes.get(expected.table, ())):
+                drift.append(
+                    Drift(
+                        "column_missing",
+                        f"writes to {expected.table}.{expected.column} fail: the column does not exist",
+                        None,
+                    )
+                )
+            continue
+        drift.extend(_rejected_values(catalog, expected))
+    return drift
+
+
+def _rejected_values(catalog: Catalog, expected: EnumColumn) -> list[Drift]:
+    judges: list[tuple[str, Callable[[str], bool | None]]] = []
+    for check in catalog.checks:
+        if check["table"] != expected.table or check["columns"] != [expected.column] or not check["enforced"]:
+            continue
+        try:
+            parsed = parse_predicate(strip_constraint_definition(check["definition"]), expected.column)
+        except UnsupportedPredicateError:
+            continue  # verify names it as unverifiable; here only a certain rejection counts
+        judges.append((check["name"], parsed.evaluate))
+    drift = []
+    for value in expected.values:
+        rejecting = [name for name, evaluate in judges if evaluate(value) is False]
+        if rejecting:
+            drift.append(
+                Drift(
+                    "check_rejects_value",
+                    f"{expected.table} rejects {expected.column} {value!r}: {', '.join(rejecting)} does not allow it",
+                    None,
+                )
+            )
+    return drift

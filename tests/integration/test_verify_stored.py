@@ -1,0 +1,159 @@
+"""The expected schema stored per set of migrations (chalicelib/migrate/stored.py).
+
+An accepted apply stores what the migrations build; a verify whose key matches
+compares against it without replaying (no scratch database: the watch's role needs
+no CREATEDB); a row edited by hand is ignored; another set of migrations replays.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from chalicelib.migrate import run
+from chalicelib.migrate.catalog import HISTORY_TABLE
+from chalicelib.migrate.stored import STORE_TABLE
+from tests.conftest import MIGRATIONS
+
+WATCH_ROLE = "registration_watch"
+WATCH_LOGIN = "registration_watch_test"
+WATCH_PASSWORD = "watch-login-for-tests-only"
+
+STORED = "the expected schema read from migrate_expected_schema"
+TAMPERED = "the stored expected schema failed its checksum"
+REPLAYED = "the expected schema replayed"
+
+
+def _databases(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def _said(report: dict[str, Any], words: str) -> bool:
+    return any(line.startswith(words) for line in report["checked"])
+
+
+def test_an_accepted_apply_stores_the_expected_schema_and_verify_then_replays_nothing(migrated_db: str) -> None:
+    with psycopg.connect(migrated_db) as conn:
+        rows = conn.execute(f"SELECT count(*) FROM {STORE_TABLE}").fetchone()
+    assert rows == (1,)
+    before = _databases(migrated_db)
+
+    report = run("verify", migrated_db, migrations_dir=MIGRATIONS)
+
+    assert report["ok"], report["drift"]
+    assert _said(report, STORED), report["checked"]
+    assert _databases(migrated_db) == before
+
+
+def test_a_stored_schema_edited_by_hand_is_ignored_and_drift_is_still_caught(migrated_db: str) -> None:
+    index = "customer_registrations_phone_created_idx"
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        # Someone drops an index, and hides it by deleting it from the stored expected schema.
+        conn.execute(f"DROP INDEX {index}".encode())
+        conn.execute(
+            f"""UPDATE {STORE_TABLE} SET objects = jsonb_set(objects, '{{indexes}}',
+                    (SELECT jsonb_agg(i) FROM jsonb_array_elements(objects->'indexes') i
+                      WHERE i->>'name' <> %s))""".encode(),
+            (index,),
+        )
+
+    report = run("verify", migrated_db, migrations_dir=MIGRATIONS)
+
+    assert _said(report, TAMPERED), report["checked"]
+    assert [(d["kind"], index in d["message"]) for d in report["drift"]] == [("index_missing", True)]
+
+
+def test_another_set_of_migrations_replays_and_an_accepted_apply_stores_it(
+    migrated_db: str, migrations_copy: Path
+) -> None:
+    (migrations_copy / "999_add_packages_note.sql").write_text("ALTER TABLE packages ADD COLUMN note text;\n")
+
+    report = run("apply", migrated_db, migrations_dir=migrations_copy)
+
+    assert report["ok"], report["drift"]
+    assert _said(report, REPLAYED), report["checked"]
+    again = run("verify", migrated_db, migrations_dir=migrations_copy)
+    assert again["ok"], again["drift"]
+    assert _said(again, STORED), again["checked"]
+    with psycopg.connect(migrated_db) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {STORE_TABLE}").fetchone() == (2,)
+
+
+def test_a_plain_verify_stores_nothing(migrated_db: str) -> None:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {STORE_TABLE}")
+
+    first = run("verify", migrated_db, migrations_dir=MIGRATIONS)
+
+    assert first["ok"], first["drift"]
+    assert _said(first, REPLAYED), first["checked"]
+    with psycopg.connect(migrated_db) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {STORE_TABLE}").fetchone() == (0,)
+
+
+@pytest.fixture
+def watch_db(migrated_db: str) -> str:
+    """``migrated_db`` as the hourly watch reaches it: a login role in registration_watch and nothing more."""
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(
+            f"""
+            DO $$
+            BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WATCH_LOGIN}') THEN
+                    CREATE ROLE {WATCH_LOGIN} LOGIN PASSWORD '{WATCH_PASSWORD}' IN ROLE {WATCH_ROLE};
+                END IF;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END
+            $$
+            """.encode()
+        )
+    return make_conninfo(migrated_db, user=WATCH_LOGIN, password=WATCH_PASSWORD)
+
+
+def test_the_watch_role_verifies_clean_without_creating_a_database(watch_db: str, migrated_db: str) -> None:
+    before = _databases(migrated_db)
+
+    report = run("verify", watch_db, migrations_dir=MIGRATIONS)
+
+    assert report["ok"], report["drift"]
+    assert _said(report, STORED), report["checked"]
+    assert _databases(migrated_db) == before
+    with psycopg.connect(migrated_db) as conn:
+        role = conn.execute(
+            "SELECT rolcreatedb, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = %s", (WATCH_ROLE,)
+        ).fetchone()
+    assert role == (False, False, False)
+
+
+def test_the_watch_role_still_catches_drift(watch_db: str, migrated_db: str) -> None:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE customer_registrations DROP CONSTRAINT valid_status")
+
+    report = run("verify", watch_db, migrations_dir=MIGRATIONS)
+
+    assert "check_missing" in {d["kind"] for d in report["drift"]}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE intruder (id int)",
+        f"INSERT INTO {HISTORY_TABLE} (name, checksum, duration_ms) VALUES ('999_x.sql', 'x', 0)",
+        f"DELETE FROM {STORE_TABLE}",
+        "SELECT count(*) FROM customer_registrations",
+        "UPDATE packages SET is_active = false",
+    ],
+)
+def test_the_watch_role_reads_the_catalog_and_nothing_more(watch_db: str, statement: str) -> None:
+    with psycopg.connect(watch_db, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement.encode())
+
+
+def test_the_watch_role_cannot_create_a_database(watch_db: str) -> None:
+    name = f"{conninfo_to_dict(watch_db)['dbname']}_x"
+    with psycopg.connect(watch_db, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
