@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 import uuid
 
 import pytest
@@ -62,3 +63,14 @@ def test_extra_fields_that_are_not_strings_are_masked_too() -> None:
     assert "6281234567890" not in line
     assert "siti.nur@" not in line
     assert json.loads(line)["count"] == 3
+
+
+@pytest.mark.parametrize("created", [1_764_900_000.0, 1_764_900_000.999, 1_764_900_001.5, 1_764_899_999.25])
+def test_each_line_has_its_own_time_to_the_millisecond_in_utc(created: float) -> None:
+    # The second is formatted once per second and kept: lines of the next second (or an earlier one) get theirs.
+    record = logging.LogRecord("registration.request", logging.INFO, __file__, 1, "request", None, None)
+    record.created, record.msecs = created, (created - int(created)) * 1000
+    line = json.loads(JsonFormatter().format(record))
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    assert line["time"] == f"{seconds}.{int(record.msecs):03d}Z"
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
