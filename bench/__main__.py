@@ -269,19 +269,27 @@ def _details(results: dict[str, Any]) -> list[str]:
         out += [
             "### Request cost (in-process, warm, on one connection: our handler beside the framework floors)",
             "",
-            "| request | ours median / p99 ms | Chalice floor ms | x Chalice floor | Powertools floor ms "
-            "| bare SQL ms | CPU µs: ours / Chalice / Powertools / bare | round trips |",
-            "|---|---|---|---|---|---|---|---|",
+            "| request | ours median / p99 ms | Chalice floor ms | x Chalice floor | ours without the log line ms "
+            "| x Chalice floor | Powertools floor ms | bare SQL ms | CPU µs: ours / no log line / Chalice / "
+            "Powertools / bare | round trips |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, f in requests.items():
             if isinstance(f, dict) and "handler" in f:
                 trips = f["round_trips_per_request"]
                 cells = [f"{f['handler']['median_ms']:.3f} / {f['handler']['p99_ms']:.3f}"]
-                for key in ("chalice_floor", "x_chalice_floor", "powertools_floor", "bare_sql"):
+                for key in (
+                    "chalice_floor",
+                    "x_chalice_floor",
+                    "handler_without_log_line",
+                    "x_chalice_floor_without_log_line",
+                    "powertools_floor",
+                    "bare_sql",
+                ):
                     value = f.get(key)
                     cells.append(f"{value['median_ms']:.3f}" if isinstance(value, dict) else str(value or "–"))
                 cpu = f.get("cpu_us", {})
-                parts = ("handler", "chalice_floor", "powertools_floor", "bare_sql")
+                parts = ("handler", "handler_without_log_line", "chalice_floor", "powertools_floor", "bare_sql")
                 cells.append(" / ".join(f"{cpu[k]:.0f}" if k in cpu else "–" for k in parts) if cpu else "–")
                 out.append(f"| {name} | {' | '.join(cells)} | {trips['median']} (max {trips['max']}) |")
         out += [

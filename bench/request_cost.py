@@ -132,6 +132,8 @@ def _compare(
     conn = app.runtime.database.run(lambda c: c)
     callers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "handler": lambda event: app.app(event, _support.LambdaContext()),
+        # The same with the request log line off: how much of what we add is that one line.
+        "handler_without_log_line": lambda event: _without_log_line(app, event),
         **floors,
     }
     rounds = []
@@ -168,10 +170,21 @@ def _compare(
         figures[f"x_{name}"] = _support.ratio(handler_ms, figures[name]["median_ms"])
         figures[f"cpu_x_{name}"] = _support.ratio(figures["cpu_us"]["handler"], figures["cpu_us"][name])
     figures["x_bare_sql_median"] = _support.ratio(handler_ms, figures["bare_sql"]["median_ms"])
+    figures["x_chalice_floor_without_log_line"] = _support.ratio(
+        figures["handler_without_log_line"]["median_ms"], figures["chalice_floor"]["median_ms"]
+    )
     # What our code adds to the framework's request (routing, event, response, the statement).
     figures["handler_overhead_ms"] = round(handler_ms - figures["chalice_floor"]["median_ms"], 3)
     figures["round_trips_per_request"] = _round_trips(app, [make_event() for _ in range(TRACED)])
     return figures
+
+
+def _without_log_line(app: Any, event: dict[str, Any]) -> dict[str, Any]:
+    app.request_log.disabled = True
+    try:
+        return app.app(event, _support.LambdaContext())  # type: ignore[no-any-return]
+    finally:
+        app.request_log.disabled = False
 
 
 def _same_answers(answers: dict[str, dict[str, Any]]) -> None:
