@@ -3,12 +3,13 @@
 Usage: python bench/request_instructions.py [--database-url URL] [--requests N] [--tree DIR] [KIND ...]
 
 KIND is ``create``, ``schedule``, ``list`` (the handler, as ``bench/request_cost.py``
-calls it), ``floor-*`` and ``powertools-*`` of those (the same events through the framework
-floors of ``bench/floors/request_floor.py``: Chalice, Powertools), or ``bare-*`` (the same
-statement run directly with psycopg).  For each, a child process under ``valgrind --tool=callgrind``
-imports ``app`` from ``--tree`` (this checkout by default: point it at another checkout
-to compare), warms up with 30 calls, makes N events and calls them; a second child makes
-the same events without calling them.  The difference over N is one call's instructions,
+calls it; ``nolog-*``: with the request log line off), ``floor-*`` and ``powertools-*``
+of those (the same events through the framework floors of ``bench/floors/request_floor.py``:
+Chalice, Powertools), or ``bare-*`` (the same statement run directly with psycopg).  For
+each, a child process under ``valgrind --tool=callgrind`` imports ``app`` from ``--tree``
+(this checkout by default: point it at another checkout to compare), warms up with 30
+calls of the handler and of each floor, makes N events and calls them; a second child
+makes the same events without calling them.  The difference over N is one call's instructions,
 client side only (the server's work is not in it).  Needs valgrind; takes minutes.
 """
 
@@ -163,6 +164,8 @@ def _maker(
     }[route]
     if not framework:
         return events, lambda event: request_cost._call(app, event)
+    if framework == "nolog":  # our handler with the request log line off
+        return events, lambda event: _answered(request_cost._without_log_line(app, event))
     floor = floors[framework]
     return events, lambda event: _answered(floor(event, request_cost._support.LambdaContext()))
 
