@@ -11,7 +11,9 @@ for PostgreSQL, logging, json).  Not a timed target: a tool for finding what to 
 """
 
 import argparse
+import builtins
 import cProfile
+import functools
 import io
 import pstats
 import sys
@@ -76,6 +78,8 @@ def _report(name: str, profile: cProfile.Profile, n: int, top: int, sort: str) -
         total += tottime
         bucket = next((b for b, parts in BUCKETS if any(p in filename for p in parts)), "other")
         by_bucket[bucket] += tottime
+    # request_cost._quiet_logs sends stdout (the metrics lines) to /dev/null: the report goes to the terminal.
+    print = functools.partial(builtins.print, file=sys.__stdout__)
     print(f"\n=== {name}: {total / n * 1e6:.0f} us per request under the profiler ({n} requests)")
     for bucket, seconds in sorted(by_bucket.items(), key=lambda item: -item[1]):
         print(f"  {bucket:<24} {seconds / n * 1e6:7.1f} us  {seconds / total:6.1%}")

@@ -5,7 +5,6 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from chalicelib.notifications import sender
 from chalicelib.notifications.whatsapp import WhatsAppClient
 from chalicelib.platform.runtime import Runtime
 from chalicelib.platform.settings import ConfigurationError
@@ -24,6 +23,9 @@ def send_committed(runtime: Runtime, outbox_ids: Iterable[UUID]) -> None:
     client = _client(runtime) if ids else None
     if client is None:
         return
+    # Imported here: a cold start with nothing to send (WhatsApp not configured) does not pay for it.
+    from chalicelib.notifications import sender
+
     try:
         runtime.database.run(lambda conn: sender.send_now(conn, client, ids))
     except Exception as error:
@@ -32,6 +34,8 @@ def send_committed(runtime: Runtime, outbox_ids: Iterable[UUID]) -> None:
 
 def send_due(runtime: Runtime) -> dict[str, Any]:
     """One scheduled run: counts by outcome.  Raises ``ConfigurationError`` without WhatsApp settings."""
+    from chalicelib.notifications import sender
+
     client = WhatsAppClient.from_settings(runtime.settings)
     counts = runtime.database.run(lambda conn: sender.send_due(conn, client))
     if any(counts.values()):  # a run every minute that found nothing due is not news

@@ -15,15 +15,18 @@ HTTP status (throttling codes such as 130429 come back as HTTP 400); the HTTP st
 decides only when the body carries no code.
 """
 
-import email.utils
-import http.client
 import json
 import re
 import time
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.platform.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    # http.client (and email, which it and Retry-After's dates need) is imported when a message
+    # is sent, not at a cold start that sends none (the worker's, without WhatsApp configured).
+    import http.client
 
 # Codes after which the same message may succeed later: throttling, temporary
 # outages, and account problems an operator fixes (an expired token).  Max attempts
@@ -164,7 +167,9 @@ class WhatsAppClient:
         status, headers, raw = self._post(json.dumps(body).encode())
         return _message_id(status, headers, raw)
 
-    def _post(self, body: bytes) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def _post(self, body: bytes) -> "tuple[int, http.client.HTTPMessage, bytes]":
+        import http.client
+
         connection_class = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         conn = connection_class(self._host, self._port, timeout=self.timeout_s)
         try:
@@ -194,7 +199,7 @@ class WhatsAppClient:
             conn.close()
 
 
-def _message_id(status: int, headers: http.client.HTTPMessage, raw: bytes) -> str:
+def _message_id(status: int, headers: "http.client.HTTPMessage", raw: bytes) -> str:
     try:
         document = json.loads(raw) if raw else {}
     except ValueError:
@@ -213,6 +218,8 @@ def _message_id(status: int, headers: http.client.HTTPMessage, raw: bytes) -> st
 
 
 def _classify(status: int, document: dict[str, Any], retry_after_s: float | None) -> WhatsAppError:
+    import http.client
+
     error = document.get("error")
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
@@ -239,6 +246,8 @@ def _retry_after_s(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -87,7 +87,7 @@ class Metrics:
         }
         for name, values in self._values.items():
             document[name] = values[0] if len(values) == 1 else values[:MAX_VALUES]
-        return json.dumps(document, separators=(",", ":"), default=str)
+        return _ENCODER.encode(document)
 
     def _add(self, name: str, value: float, unit: Unit, *, summed: bool) -> None:
         if not math.isfinite(value):
@@ -101,6 +101,9 @@ class Metrics:
         else:
             values.append(value)
 
+
+# One encoder for every line (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 _current: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar("emf_metrics", default=None)
 

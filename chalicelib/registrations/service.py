@@ -25,7 +25,6 @@ from chalicelib.jsontypes import Json
 from chalicelib.message_templates import REGISTRATION_STATUS
 from chalicelib.platform import emf, logs
 from chalicelib.registrations import otp, repository, search
-from chalicelib.registrations.models import ListQuery, PackageIn, RegistrationIn
 from chalicelib.staff import Role, Staff, require
 from chalicelib.statuses import RegistrationStatus
 from chalicelib.workflow import TRANSITION_BY_ACTION, Action, not_allowed
@@ -33,6 +32,10 @@ from chalicelib.workflow import parse_registration_id as parse_id
 
 if TYPE_CHECKING:
     import psycopg
+
+    # Annotations only: the models (pydantic classes built at import) are imported by the
+    # routes that read a body or a query, not by every cold start that imports this module.
+    from chalicelib.registrations.models import ListQuery, PackageIn, RegistrationIn
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ PACKAGE_CREATORS = frozenset({Role.ADMIN})
 READERS = frozenset(Role)
 
 
-def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: PackageIn) -> Json:
+def create_package(conn: "psycopg.Connection[Any]", staff: Staff, body: "PackageIn") -> Json:
     """A new package (``admin`` only); raises ``DuplicatePackageError`` (409) for a name in use."""
     require(staff, PACKAGE_CREATORS)
     package = repository.insert_package(conn, body.name, body.speed_mbps, body.monthly_price_idr)
@@ -77,7 +80,7 @@ STALE_REASON = "not verified in time: the phone number and e-mail address are fr
 
 def register(
     conn: "psycopg.Connection[Any]",
-    body: RegistrationIn,
+    body: "RegistrationIn",
     otp_key: str | None,
     idempotency_key: str | None = None,
     *,
@@ -165,7 +168,7 @@ def record_budget_use(count: "repository.SendCount", budget: otp.SendBudget) -> 
 STATUS_TEMPLATE = REGISTRATION_STATUS.name
 
 
-def _refuse_duplicate(conn: "psycopg.Connection[Any]", body: RegistrationIn) -> Registered:
+def _refuse_duplicate(conn: "psycopg.Connection[Any]", body: "RegistrationIn") -> Registered:
     """The public 409 names no status and no field, whichever of the two is taken and whatever the
     registration's status: the caller may not be the registrant.  The registrant learns the rest on
     their own phone (a WhatsApp message with the registration's id and status)."""
@@ -195,12 +198,12 @@ def expire_unverified(conn: "psycopg.Connection[Any]", stale_after: timedelta) -
     return {"expired": expired, "send_counts_forgotten": repository.forget_send_counts(conn, SEND_COUNTS_KEPT_FOR)}
 
 
-def _scope(body: RegistrationIn) -> str:
+def _scope(body: "RegistrationIn") -> str:
     # Bound to the caller: the normalised phone (hashed: the key table need not hold it).
     return f"{IDEMPOTENCY_SCOPE} {hashlib.sha256(body.phone.encode()).hexdigest()[:32]}"
 
 
-def _claim(conn: "psycopg.Connection[Any]", key: str, body: RegistrationIn) -> Registered | None:
+def _claim(conn: "psycopg.Connection[Any]", key: str, body: "RegistrationIn") -> Registered | None:
     if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequestError(
             "a header is not valid",
@@ -268,7 +271,7 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
     return registration
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: ListQuery) -> str:
+def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: "ListQuery") -> str:
     """One page, newest first, as JSON text: ``{"items": [...], "next_cursor": str | None}``.
 
     The rows are the JSON PostgreSQL built, passed on without decoding them.  The

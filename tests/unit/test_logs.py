@@ -2,6 +2,8 @@
 
 import json
 import logging
+import re
+import time
 import uuid
 
 import pytest
@@ -62,3 +64,39 @@ def test_extra_fields_that_are_not_strings_are_masked_too() -> None:
     assert "6281234567890" not in line
     assert "siti.nur@" not in line
     assert json.loads(line)["count"] == 3
+
+
+@pytest.mark.parametrize("created", [1_764_900_000.0, 1_764_900_000.999, 1_764_900_001.5, 1_764_899_999.25])
+def test_each_line_has_its_own_time_to_the_millisecond_in_utc(created: float) -> None:
+    # The second is formatted once per second and kept: lines of the next second (or an earlier one) get theirs.
+    record = logging.LogRecord("registration.request", logging.INFO, __file__, 1, "request", None, None)
+    record.created, record.msecs = created, (created - int(created)) * 1000
+    line = json.loads(JsonFormatter().format(record))
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    assert line["time"] == f"{seconds}.{int(record.msecs):03d}Z"
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "request",
+        "GET /registrations/{registration_id}",
+        str(uuid.UUID(int=987654321987654321)),
+        "call +62 812-3456-7890 or 081234567890",
+        "siti@example.co.id and +6281234567890",
+        "a@b",
+        "order 12345678 of 2026-11-25",
+    ],
+)
+def test_masking_is_the_same_with_or_without_an_at_sign_shortcut(text: str) -> None:
+    # The reference: both patterns, e-mail first (what mask() does whenever the text has an @).
+    email = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+    phone = re.compile(r"(?<![\w-])\+?\d(?:[\s.-]?\d){8,14}(?![\w-])")
+
+    def masked_phone(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return ("+" if match.group(0).startswith("+") else "") + digits[:4] + "*" * (len(digits) - 6) + digits[-2:]
+
+    expected = phone.sub(masked_phone, email.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text))
+    assert mask(text) == expected
