@@ -22,6 +22,7 @@ logs.configure()
 app = Chalice(app_name="registration-backend", configure_logs=False)
 runtime = Runtime()
 request_log = logging.getLogger("registration.request")
+access_log = logging.getLogger("registration.access")
 
 
 def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -154,15 +155,39 @@ def list_registrations() -> Response:
     staff = _staff(service.READERS)
     query = parse_query(_request().query_params, ListQuery)
     page = runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
-    return Response(page, headers={"Content-Type": "application/json"})
+    _record_access(staff, page.ids)
+    return Response(page.body, headers={"Content-Type": "application/json"})
 
 
 @api("/registrations/{registration_id}", methods=["GET"])
 def get_registration(registration_id: str) -> Any:
     from chalicelib.registrations import service
 
-    _staff(service.READERS)
-    return runtime.database.run(lambda conn: service.get_registration(conn, registration_id))
+    staff = _staff(service.READERS)
+    found = runtime.database.run(lambda conn: service.get_registration(conn, staff, registration_id))
+    _record_access(staff, [found["id"]])
+    return found
+
+
+@api("/registrations/{registration_id}/personal-data", methods=["GET"])
+def export_personal_data(registration_id: str) -> Any:
+    from chalicelib.privacy import service
+
+    staff = _staff(service.PRIVACY_OFFICERS)
+    document = runtime.database.run(lambda conn: service.export(conn, staff, registration_id))
+    others = [o["registration"]["id"] for o in document["other_registrations"]]
+    _record_access(staff, [document["registration"]["id"], *others])
+    return document
+
+
+@api("/registrations/{registration_id}/personal-data", methods=["DELETE"])
+def erase_personal_data(registration_id: str) -> Any:
+    from chalicelib.privacy import service
+    from chalicelib.privacy.models import ErasureIn
+
+    staff = _staff(service.PRIVACY_OFFICERS)
+    body = _body(ErasureIn)
+    return runtime.database.run(lambda conn: service.erase(conn, staff, registration_id, body.reason))
 
 
 @api("/registrations/{registration_id}/resend-code", methods=["POST"])
@@ -183,6 +208,8 @@ def request_customer(registration_id: str) -> Response:
     answer = runtime.database.run(
         lambda conn: service.request_customer(conn, registration_id, staff, runtime.sqs, queue_url)
     )
+    if not answer.queued:  # the customer that exists: their name, phone and address
+        _record_access(staff, [registration_id])
     return Response(answer.body, status_code=202 if answer.queued else 200)
 
 
@@ -195,7 +222,10 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     staff = authenticate_if_sent(_request().headers, runtime)
     actions.authorize(step, staff)  # 401/403 before the body is read
     body, key = None if model is None else _body(model), runtime.settings.otp_hash_key
-    return runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
+    moved = runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
+    if staff is not None:  # the registration it answers with names the person
+        _record_access(staff, [moved["id"]])
+    return moved
 
 
 @app.on_sqs_message(queue="create-customer", batch_size=10, name="customer_worker")
@@ -250,6 +280,17 @@ def purge_idempotency_keys(event: Any) -> dict[str, int]:
     return {"purged": runtime.database.run(service.purge_idempotency_keys)}
 
 
+@app.schedule("rate(1 day)", name="purge_personal_data")
+def purge_personal_data(event: Any) -> dict[str, int]:
+    """Erase the personal data of registrations that ended without becoming a customer once their last
+    status change is ``PERSONAL_DATA_RETENTION_DAYS`` old, and outbox rows of that age; counts only."""
+    from chalicelib.privacy import service
+
+    with emf.invocation("purge_personal_data"):
+        kept_for = runtime.settings.personal_data_retention
+        return runtime.database.run(lambda conn: service.purge(conn, kept_for))
+
+
 @app.schedule("rate(1 hour)", name="schema_drift_watch")
 def schema_drift_watch(event: Any) -> dict[str, Any]:
     """verify, hourly: the report in the log, and the drift count as the ``SchemaDrift`` metric."""
@@ -271,6 +312,22 @@ def _staff(roles: Any = None) -> Any:
 
     staff = authenticate(_request().headers, runtime)
     return staff if roles is None else require(staff, roles)
+
+
+def _record_access(staff: Any, registration_ids: list[str]) -> None:
+    """The access log: one line per staff request that returns personal data, naming who (subject and
+    roles), which registrations, which route and the correlation id (added to every line), and
+    nothing personal itself."""
+    request = _request()
+    access_log.info(
+        "personal data read",
+        extra={
+            "subject": staff.username,
+            "roles": sorted(staff.roles),
+            "registration_ids": registration_ids,
+            "route": f"{request.method} {request.context.get('resourcePath', '')}",
+        },
+    )
 
 
 def _otp_budget() -> Any:

@@ -31,6 +31,7 @@ BODY_EXAMPLES: dict[str, Callable[[], dict[str, Any]]] = {
     "ScheduleSurveyIn": lambda: {"scheduled_at": _next_week_at_ten(), "surveyor": "Budi"},
     "CompleteSurveyIn": lambda: {"feasible": True, "notes": "pole next to the house"},
     "ReasonIn": lambda: {"reason": "no cable in this street"},
+    "ErasureIn": lambda: {"reason": "the person asked by e-mail, ticket 2291"},
 }
 
 FIELD_DESCRIPTIONS: dict[str, str] = {
@@ -47,7 +48,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "monthly_price_idr": "Monthly price in rupiah",
     "code": "The 6-digit one-time code sent on WhatsApp; staff cs verify without one",
     "scheduled_at": "When the survey takes place: ISO 8601 with its offset, in the future, 90 days ahead at most",
-    "surveyor": "Who surveys the address",
+    "surveyor": "Who surveys the address: the surveyor's user name (sub), who alone of the surveyors may read it",
     "feasible": "Whether the address can be connected; a survey not feasible is closed with reject",
     "reason": "Why the registration is rejected or cancelled",
     # Registrations
@@ -67,6 +68,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "to_status": "The status after",
     "actor": "Who acted: a staff user, the registrant, or the worker",
     "at": "When",
+    "erased_at": "When the personal data was erased",
     "items": "The registrations of this page",
     "next_cursor": "Pass as cursor for the next page; null on the last",
     "registration_id": "The registration's id",

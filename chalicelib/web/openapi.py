@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.jsontypes import Json
+from chalicelib.privacy.models import ErasureIn
 from chalicelib.registrations.actions import BODY_BY_ACTION
 from chalicelib.registrations.models import PackageIn, RegistrationIn
 from chalicelib.statuses import RegistrationStatus
@@ -118,6 +119,26 @@ def document() -> Json:
             parameters=[_id_parameter()],
             errors={**_AUTH, 404: ["not_found"], 409: ["transition_not_allowed"], 415: ["unsupported_media_type"]},
         )
+    }
+    paths["/registrations/{registration_id}/personal-data"] = {
+        "get": _operation(
+            "Everything held about the registration's person (admin): the registration, its history, the "
+            "messages sent to them, the customer and ticket if any, the erasure if any, and their other "
+            "registrations (same phone or e-mail). Each call is on the access log",
+            _STAFF,
+            {"200": _json("What is held about the person", {"type": "object"})},
+            parameters=[_id_parameter()],
+            errors={**_AUTH, 404: ["not_found"]},
+        ),
+        "delete": _operation(
+            "Erase the person's data now (admin): name, e-mail, phone, address and free text; an active "
+            "registration is cancelled. A customer's data is kept (409). The same answer when repeated",
+            _STAFF,
+            {"200": _json("Erased", _ref("Erased"))},
+            _body(ErasureIn, schemas),
+            [_id_parameter()],
+            errors={**_BODY, **_AUTH, 404: ["not_found"], 409: ["customer_data_kept"]},
+        ),
     }
     schemas.update(_response_schemas())
     _describe_fields(schemas)
@@ -316,6 +337,11 @@ def _response_schemas() -> Json:
                 "speed_mbps": {"type": "integer"},
                 "monthly_price_idr": {"type": "integer"},
             },
+        },
+        "Erased": {
+            "type": "object",
+            "required": ["id", "status", "erased_at"],
+            "properties": {"id": _UUID, "status": text, "erased_at": when},
         },
         "Queued": {
             "type": "object",

@@ -29,6 +29,7 @@ FUNCTIONS = (
     "PurgeIdempotencyKeys",
     "ExpireRegistrations",
     "SchemaDriftWatch",
+    "PurgePersonalData",
 )
 
 
@@ -261,9 +262,12 @@ def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_ap
         variables = found[name]["Properties"]["Environment"]["Variables"]
         assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
         assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
-        # Only the functions that send WhatsApp messages or hash codes read the app secret.
-        needs_it = name not in ("Migrate", "PurgeIdempotencyKeys", "SchemaDriftWatch", "ExpireRegistrations")
-        assert ("APP_SECRET_ARN" in variables) == needs_it, name
+        # Each function names only the app secrets it uses: the OTP key hashes codes (the API), the
+        # WhatsApp token sends messages (the API, the worker, the sender).
+        assert ("OTP_SECRET_ARN" in variables) == (name == "APIHandler"), name
+        senders = ("APIHandler", "CustomerWorker", "SendNotifications")
+        assert ("WHATSAPP_SECRET_ARN" in variables) == (name in senders), name
+        assert "APP_SECRET_ARN" not in variables, name
 
 
 @pytest.mark.slow
