@@ -98,6 +98,7 @@ def docs_page() -> Response:
     headers: dict[str, str | list[str]] = {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": apidocs.PAGE_CACHE,
+        **apidocs.SECURITY_HEADERS,
     }
     return Response(apidocs.page(), status_code=200, headers=headers)
 
@@ -107,7 +108,11 @@ def docs_asset(name: str) -> Response:
     from chalicelib.web import docs as apidocs
 
     found = apidocs.asset(name)
-    headers: dict[str, str | list[str]] = {"Content-Type": found.content_type, "Cache-Control": apidocs.LONG_CACHE}
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": found.content_type,
+        "Cache-Control": apidocs.LONG_CACHE,
+        **apidocs.SECURITY_HEADERS,
+    }
     return Response(found.body, status_code=200, headers=headers)
 
 

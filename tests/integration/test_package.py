@@ -391,3 +391,18 @@ def test_api_gateways_own_answers_are_in_the_error_envelope(template: dict[str, 
     assert missing["StatusCode"] == "404"
     assert json.loads(missing["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
     assert {"THROTTLED", "UNAUTHORIZED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+
+
+@pytest.mark.slow
+def test_the_api_writes_an_access_log_to_a_group_with_retention(template: dict[str, Any]) -> None:
+    """Every request through API Gateway on record (docs/api.md, "Personal data"): no query string and
+    no body, the route template rather than the path; the group keeps it for a bounded time."""
+    found = resources(template)
+    setting = found["RestAPI"]["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert 1 <= found["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] <= 400
+    line = json.loads(setting["Format"])
+    assert {"requestId", "route", "status"} <= set(line)
+    assert "$context.path" not in setting["Format"], "the route template, not a path with its query"
+    assert "PurgePersonalData" in found, "the daily purge is packaged"
+    assert "rate(1 day)" in json.dumps(found["PurgePersonalData"])
