@@ -22,6 +22,7 @@ logs.configure()
 app = Chalice(app_name="registration-backend", configure_logs=False)
 runtime = Runtime()
 request_log = logging.getLogger("registration.request")
+access_log = logging.getLogger("registration.access")
 
 
 def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -98,6 +99,7 @@ def docs_page() -> Response:
     headers: dict[str, str | list[str]] = {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": apidocs.PAGE_CACHE,
+        **apidocs.SECURITY_HEADERS,
     }
     return Response(apidocs.page(), status_code=200, headers=headers)
 
@@ -107,7 +109,11 @@ def docs_asset(name: str) -> Response:
     from chalicelib.web import docs as apidocs
 
     found = apidocs.asset(name)
-    headers: dict[str, str | list[str]] = {"Content-Type": found.content_type, "Cache-Control": apidocs.LONG_CACHE}
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": found.content_type,
+        "Cache-Control": apidocs.LONG_CACHE,
+        **apidocs.SECURITY_HEADERS,
+    }
     return Response(found.body, status_code=200, headers=headers)
 
 
@@ -155,15 +161,39 @@ def list_registrations() -> Response:
     staff = _staff(service.READERS)
     query = parse_query(_request().query_params, ListQuery)
     page = runtime.database.run(lambda conn: service.list_registrations(conn, staff, query))
-    return Response(page, headers={"Content-Type": "application/json"})
+    _record_access(staff, page.ids)
+    return Response(page.body, headers={"Content-Type": "application/json"})
 
 
 @api("/registrations/{registration_id}", methods=["GET"])
 def get_registration(registration_id: str) -> Any:
     from chalicelib.registrations import service
 
-    _staff(service.READERS)
-    return runtime.database.run(lambda conn: service.get_registration(conn, registration_id))
+    staff = _staff(service.READERS)
+    found = runtime.database.run(lambda conn: service.get_registration(conn, staff, registration_id))
+    _record_access(staff, [found["id"]])
+    return found
+
+
+@api("/registrations/{registration_id}/personal-data", methods=["GET"])
+def export_personal_data(registration_id: str) -> Any:
+    from chalicelib.privacy import service
+
+    staff = _staff(service.PRIVACY_OFFICERS)
+    document = runtime.database.run(lambda conn: service.export(conn, staff, registration_id))
+    others = [o["registration"]["id"] for o in document["other_registrations"]]
+    _record_access(staff, [document["registration"]["id"], *others])
+    return document
+
+
+@api("/registrations/{registration_id}/personal-data", methods=["DELETE"])
+def erase_personal_data(registration_id: str) -> Any:
+    from chalicelib.privacy import service
+    from chalicelib.privacy.models import ErasureIn
+
+    staff = _staff(service.PRIVACY_OFFICERS)
+    body = _body(ErasureIn)
+    return runtime.database.run(lambda conn: service.erase(conn, staff, registration_id, body.reason))
 
 
 @api("/registrations/{registration_id}/resend-code", methods=["POST"])
@@ -184,6 +214,8 @@ def request_customer(registration_id: str) -> Response:
     answer = runtime.database.run(
         lambda conn: service.request_customer(conn, registration_id, staff, runtime.sqs, queue_url)
     )
+    if not answer.queued:  # the customer that exists: their name, phone and address
+        _record_access(staff, [registration_id])
     return Response(answer.body, status_code=202 if answer.queued else 200)
 
 
@@ -202,7 +234,10 @@ def act_on_registration(registration_id: str, action: str) -> Any:
     else:
         body = _body(model)
     key = runtime.settings.otp_hash_key
-    return runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
+    moved = runtime.database.run(lambda conn: actions.perform(conn, registration_id, step, staff, body, key))
+    if staff is not None:  # the registration it answers with names the person
+        _record_access(staff, [moved["id"]])
+    return moved
 
 
 @app.on_sqs_message(queue="create-customer", batch_size=10, name="customer_worker")
@@ -257,6 +292,17 @@ def purge_idempotency_keys(event: Any) -> dict[str, int]:
     return {"purged": runtime.database.run(service.purge_idempotency_keys)}
 
 
+@app.schedule("rate(1 day)", name="purge_personal_data")
+def purge_personal_data(event: Any) -> dict[str, int]:
+    """Erase the personal data of registrations that ended without becoming a customer once their last
+    status change is ``PERSONAL_DATA_RETENTION_DAYS`` old, and outbox rows of that age; counts only."""
+    from chalicelib.privacy import service
+
+    with emf.invocation("purge_personal_data"):
+        kept_for = runtime.settings.personal_data_retention
+        return runtime.database.run(lambda conn: service.purge(conn, kept_for))
+
+
 @app.schedule("rate(1 hour)", name="schema_drift_watch")
 def schema_drift_watch(event: Any) -> dict[str, Any]:
     """verify, hourly: the report in the log, and the drift count as the ``SchemaDrift`` metric."""
@@ -278,6 +324,22 @@ def _staff(roles: Any = None) -> Any:
 
     staff = authenticate(_request().headers, runtime)
     return staff if roles is None else require(staff, roles)
+
+
+def _record_access(staff: Any, registration_ids: list[str]) -> None:
+    """The access log: one line per staff request that returns personal data, naming who (subject and
+    roles), which registrations, which route and the correlation id (added to every line), and
+    nothing personal itself."""
+    request = _request()
+    access_log.info(
+        "personal data read",
+        extra={
+            "subject": staff.username,
+            "roles": sorted(staff.roles),
+            "registration_ids": registration_ids,
+            "route": f"{request.method} {request.context.get('resourcePath', '')}",
+        },
+    )
 
 
 def _otp_budget() -> Any:

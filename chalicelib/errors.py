@@ -77,6 +77,11 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         409,
         "The registration is not waiting for a one-time code (it is verified, or closed)",
     ),
+    ErrorCode(
+        "customer_data_kept",
+        409,
+        "The registration became a customer: the contract and the law require keeping its data, so it is not erased",
+    ),
     ErrorCode("payload_too_large", 413, "The body is larger than 16 KiB", gateway_responses=("REQUEST_TOO_LARGE",)),
     ErrorCode(
         "unsupported_media_type",
@@ -181,6 +186,10 @@ class TransitionNotAllowedError(ConflictError):
 
 class NotAwaitingCodeError(ConflictError):
     code = "not_awaiting_code"
+
+
+class CustomerDataKeptError(ConflictError):
+    code = "customer_data_kept"
 
 
 class InvalidCodeError(AppError):

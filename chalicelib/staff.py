@@ -30,6 +30,11 @@ class Staff:
     def may(self, allowed: Iterable[Role]) -> bool:
         return Role.ADMIN in self.roles or bool(self.roles & frozenset(allowed))
 
+    def assigned_only(self) -> str | None:
+        """Whose surveys this caller may read: their own (``username``) when surveying is their
+        only role, else None (every registration: ``cs``, ``approver`` and ``admin`` read all)."""
+        return self.username if self.roles == frozenset({Role.SURVEYOR}) else None
+
 
 def require(staff: Staff, allowed: Iterable[Role]) -> Staff:
     """``staff``, if any of its roles is in ``allowed``; raises ``ForbiddenError``."""

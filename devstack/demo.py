@@ -67,7 +67,7 @@ def walk(api: str, sink: str, token: Callable[[str], str], timeout_s: float) -> 
     step(f"OTP from sink    {code}")
     steps: list[tuple[str, Any, str | None]] = [
         ("verify", {"code": code}, None),
-        ("schedule-survey", {"scheduled_at": survey_time(), "surveyor": "Budi"}, "cs"),
+        ("schedule-survey", {"scheduled_at": survey_time(), "surveyor": "local-surveyor"}, "cs"),
         ("complete-survey", {"feasible": True, "notes": "Tiang dekat rumah"}, "surveyor"),
         ("approve", None, "approver"),
     ]

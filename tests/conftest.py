@@ -231,7 +231,7 @@ def secrets(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting
     """moto's Secrets Manager, with no setting the secrets could provide already in the environment."""
     for name in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("WHATSAPP_TOKEN", "OTP_HASH_KEY", "APP_SECRET_ARN"):
+    for name in ("WHATSAPP_TOKEN", "OTP_HASH_KEY", "APP_SECRET_ARN", "OTP_SECRET_ARN", "WHATSAPP_SECRET_ARN"):
         monkeypatch.delenv(name, raising=False)
     with moto.mock_aws():
         yield CountingSecrets()

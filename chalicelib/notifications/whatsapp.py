@@ -142,6 +142,9 @@ class WhatsAppClient:
         """The client for ``settings``; raises ``ConfigurationError`` when a WhatsApp setting is missing."""
         if not (settings.whatsapp_api_url and settings.whatsapp_phone_number_id and settings.whatsapp_token):
             raise ConfigurationError("set WHATSAPP_API_URL, WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_TOKEN")
+        # Over http the bearer token would cross the network in clear: only a local sink may take it.
+        if settings.stage != "local" and urllib.parse.urlsplit(settings.whatsapp_api_url).scheme != "https":
+            raise ConfigurationError(f"WHATSAPP_API_URL must be https outside the local stage (stage {settings.stage})")
         return cls(
             settings.whatsapp_api_url,
             settings.whatsapp_phone_number_id,

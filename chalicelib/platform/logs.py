@@ -1,8 +1,14 @@
-"""Logs as one JSON object per line, with phone numbers and e-mail addresses masked.
+"""Logs as one JSON object per line, with phone numbers and e-mail addresses masked, and no personal data.
 
 Masking happens where a record is made (``logging.setLogRecordFactory``), so it
 covers every logger and every handler, third-party messages and tracebacks
-included (a psycopg ``UniqueViolation`` names the duplicate value, for one).
+included.  A database error's text is never logged: psycopg's ``UniqueViolation``
+names the duplicate value, a ``CheckViolation``'s "Failing row contains (…)" the
+whole row, names and addresses too.  In its place a line says what a person fixing
+it needs: the class, the SQLSTATE, the table, constraint, column and type
+(``database_error``); any ``DETAIL:``, ``HINT:`` or ``CONTEXT:`` line is cut from
+every message.  Names and addresses cannot be recognised in free text, so fields
+that hold them (``PERSONAL_FIELDS``) are masked whole wherever they are logged.
 There too every record gets the ``correlation_id`` of the work in hand (``correlated``):
 the API request's id, carried to the worker and the sender of its messages.
 """
@@ -13,6 +19,7 @@ import json
 import logging
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +31,13 @@ _PHONE = re.compile(r"(?<![\w-])\+?\d(?:[\s.-]?\d){8,14}(?![\w-])")
 # Either of them, in one scan: most strings hold neither and need no more work.
 _EMAIL_OR_PHONE = re.compile(f"{_EMAIL.pattern}|{_PHONE.pattern}")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# PostgreSQL's detail lines quote rows and keys: "DETAIL:  Failing row contains (…)".
+_SERVER_DETAIL = re.compile(r"\b(DETAIL|HINT|CONTEXT|WHERE):[^\n]*")
+# An ``extra`` field of these names holds a name, an address or free text: masked whole.
+PERSONAL_FIELDS = frozenset(
+    {"full_name", "address", "notes", "survey_notes", "status_reason", "reason", "recipient", "payload"}
+)
+MASKED = "[masked]"
 
 
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
@@ -57,6 +71,51 @@ def mask(text: str) -> str:
         return text
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _PHONE.sub(_mask_phone, text)
+
+
+def database_error(error: BaseException) -> str | None:
+    """A database error as it may be logged: its class, SQLSTATE, and the table, constraint, column
+    and type it names; never its text (None for an error that is not psycopg's)."""
+    diag = getattr(error, "diag", None)
+    if diag is None or not hasattr(diag, "constraint_name") or not hasattr(error, "sqlstate"):
+        return None
+    named = [
+        f"{key} {value}"
+        for key, value in (
+            ("table", diag.table_name),
+            ("constraint", diag.constraint_name),
+            ("column", diag.column_name),
+            ("type", diag.datatype_name),
+        )
+        if value
+    ]
+    kind = f"{type(error).__module__}.{type(error).__qualname__}"
+    return f"{kind}: SQLSTATE {getattr(error, 'sqlstate', None) or 'none'}" + (
+        f" ({', '.join(named)})" if named else ""
+    )
+
+
+def format_exception(exc_info: Any) -> str:
+    """A traceback as it may be logged: each database error in the chain by ``database_error``."""
+    value = exc_info[1]
+    chain: list[BaseException] = []
+    while value is not None and value not in chain:
+        chain.append(value)
+        value = value.__cause__ or (None if value.__suppress_context__ else value.__context__)
+    if not any(database_error(e) for e in chain):
+        return mask(_SERVER_DETAIL.sub(r"\1: [omitted]", logging.Formatter().formatException(exc_info)))
+    parts: list[str] = []
+    for error in reversed(chain):
+        if parts:
+            parts.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+        parts.append("Traceback (most recent call last):\n" + "".join(traceback.format_tb(error.__traceback__)))
+        said = database_error(error) or "".join(traceback.format_exception_only(type(error), error)).strip()
+        parts.append(said)
+    return mask(_SERVER_DETAIL.sub(r"\1: [omitted]", "".join(parts)))
+
+
+def _safe_arg(value: Any) -> Any:
+    return (database_error(value) or value) if isinstance(value, BaseException) else value
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -104,9 +163,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = _masked(value)
+                entry[key] = MASKED if key in PERSONAL_FIELDS and value is not None else _masked(value)
         if record.exc_info and not record.exc_text:
-            record.exc_text = mask(self.formatException(record.exc_info))
+            record.exc_text = format_exception(record.exc_info)
         if record.exc_text:
             entry["exception"] = record.exc_text
         return _ENCODER.encode(entry)
@@ -120,11 +179,16 @@ class _MaskingRecordFactory:
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self._make_record(*args, **kwargs)
-        record.msg, record.args = mask(record.getMessage()), None
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe_arg(a) for a in record.args)
+        message = record.getMessage()
+        if ":" in message:
+            message = _SERVER_DETAIL.sub(r"\1: [omitted]", message)
+        record.msg, record.args = mask(message), None
         if (current := _correlation_id.get()) is not None:
             record.correlation_id = current
         if record.exc_info:
-            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = format_exception(record.exc_info)
         return record
 
 

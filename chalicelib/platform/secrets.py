@@ -1,6 +1,10 @@
 """Secrets Manager: the JSON secrets a container reads (the database's, the app's), cached per container.
 
-The app secret holds what is not the database's, ``WHATSAPP_TOKEN`` and ``OTP_HASH_KEY``.
+What is not the database's lives in one secret per key, so that each function is given
+(and its IAM policy names) only what it uses: ``OTP_SECRET_ARN`` holds ``OTP_HASH_KEY``
+(the API hashes one-time codes), ``WHATSAPP_SECRET_ARN`` holds ``WHATSAPP_TOKEN`` (the
+API, the worker and the sender send messages).  ``APP_SECRET_ARN``, one secret with
+both, is still read where it is set.
 Why Secrets Manager rather than CloudFormation parameters: a value passed as a
 parameter ends up in the functions' environment, readable by anyone allowed
 ``lambda:GetFunctionConfiguration`` and in the console; a secret is readable only
@@ -8,8 +12,9 @@ by the roles whose policy names it (``.chalice/policy-*.json``), is encrypted wi
 KMS, and can be rotated (a new WhatsApp token) without a deploy.  It costs one
 ``GetSecretValue`` per cold container, the first time a setting is read.
 
-``APP_SECRET_ARN`` names a JSON secret ``{"WHATSAPP_TOKEN": ..., "OTP_HASH_KEY": ...}``.
-A variable set in the environment wins, so local runs and tests need no secret.
+``OTP_SECRET_ARN`` names a JSON secret ``{"OTP_HASH_KEY": ...}``, ``WHATSAPP_SECRET_ARN``
+one ``{"WHATSAPP_TOKEN": ...}``.  A variable set in the environment wins, so local runs
+and tests need no secret.
 """
 
 import dataclasses
@@ -23,6 +28,11 @@ from chalicelib.platform.settings import Settings
 
 # Settings field -> its key in the secret (the environment variable's name).
 SECRET_KEY_BY_FIELD = {"whatsapp_token": "WHATSAPP_TOKEN", "otp_hash_key": "OTP_HASH_KEY"}
+# Settings field -> the settings that name a secret holding it, first found first read.
+SECRET_ARN_FIELDS_BY_FIELD = {
+    "whatsapp_token": ("whatsapp_secret_arn", "app_secret_arn"),
+    "otp_hash_key": ("otp_secret_arn", "app_secret_arn"),
+}
 SECRET_TTL_S = 900.0
 
 
@@ -59,19 +69,23 @@ class Secrets:
 
 
 def with_app_secret(settings: Settings, secrets: Secrets) -> Settings:
-    """``settings`` with what the environment left unset filled in from the secret at ``APP_SECRET_ARN``.
+    """``settings`` with what the environment left unset filled in from the secret that holds it
+    (``OTP_SECRET_ARN``, ``WHATSAPP_SECRET_ARN``, or ``APP_SECRET_ARN`` with both).
 
-    Reads nothing when ``APP_SECRET_ARN`` is unset or nothing is missing.  Raises
-    ``ServiceUnavailableError`` when the secret cannot be read.
+    Reads nothing for a setting that is set, or whose secret is not named (that function
+    does not use it).  Raises ``ServiceUnavailableError`` when a secret cannot be read.
     """
-    missing = [name for name in SECRET_KEY_BY_FIELD if getattr(settings, name) is None]
-    if not settings.app_secret_arn or not missing:
+    found: dict[str, str | None] = {}
+    for name, arn_fields in SECRET_ARN_FIELDS_BY_FIELD.items():
+        arn = next((a for a in (getattr(settings, f) for f in arn_fields) if a), None)
+        if getattr(settings, name) is None and arn:
+            found[name] = _text(secrets.read(arn), name)
+    if not found:
         return settings
-    secret = secrets.read(settings.app_secret_arn)
     return dataclasses.replace(
         settings,
-        whatsapp_token=settings.whatsapp_token or _text(secret, "whatsapp_token"),
-        otp_hash_key=settings.otp_hash_key or _text(secret, "otp_hash_key"),
+        whatsapp_token=found.get("whatsapp_token", settings.whatsapp_token),
+        otp_hash_key=found.get("otp_hash_key", settings.otp_hash_key),
     )
 
 

@@ -41,6 +41,9 @@ class Settings:
     unverified_expire_after_h: float = 24.0
     # The HMAC key one-time codes are hashed with; only the hash is stored.
     otp_hash_key: str | None = None
+    # How long the personal data of a registration that ended without becoming a customer is
+    # kept after its last status change (chalicelib.privacy; docs/api.md, "Personal data").
+    personal_data_retention_days: int = 90
     migrate_lock_timeout: str = "5s"
     migrate_statement_timeout: str = "15min"
     migrate_wait_for_lock_s: float = 120.0
@@ -50,14 +53,26 @@ class Settings:
     whatsapp_phone_number_id: str | None = None
     whatsapp_token: str | None = None
     whatsapp_timeout_s: float = 5.0
-    # In AWS: a Secrets Manager secret (JSON) holding WHATSAPP_TOKEN and OTP_HASH_KEY,
-    # read at first use (``chalicelib.platform.secrets``); the environment wins where set.
+    # In AWS: Secrets Manager secrets (JSON), read at first use (``chalicelib.platform.secrets``),
+    # one per key so that each function is given only what it uses: OTP_SECRET_ARN holds
+    # OTP_HASH_KEY (the API), WHATSAPP_SECRET_ARN holds WHATSAPP_TOKEN (the API, the worker and
+    # the sender).  APP_SECRET_ARN, one secret with both, is still read where set.  The
+    # environment wins where set.
+    otp_secret_arn: str | None = None
+    whatsapp_secret_arn: str | None = None
     app_secret_arn: str | None = None
+    # The deployment stage (STAGE): outside "local", WhatsApp must be reached over https.
+    stage: str = "local"
 
     @property
     def unverified_expire_after(self) -> timedelta:
         """``unverified_expire_after_h`` as a timedelta."""
         return timedelta(hours=self.unverified_expire_after_h)
+
+    @property
+    def personal_data_retention(self) -> timedelta:
+        """``personal_data_retention_days`` as a timedelta."""
+        return timedelta(days=self.personal_data_retention_days)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -79,6 +94,7 @@ class Settings:
                 otp_sends_per_day=int(env.get("OTP_SENDS_PER_DAY", "5000")),
                 unverified_expire_after_h=float(env.get("UNVERIFIED_EXPIRE_AFTER_H", "24")),
                 otp_hash_key=env.get("OTP_HASH_KEY") or None,
+                personal_data_retention_days=int(env.get("PERSONAL_DATA_RETENTION_DAYS", "90")),
                 migrate_lock_timeout=env.get("MIGRATE_LOCK_TIMEOUT", "5s"),
                 migrate_statement_timeout=env.get("MIGRATE_STATEMENT_TIMEOUT", "15min"),
                 migrate_wait_for_lock_s=float(env.get("MIGRATE_WAIT_FOR_LOCK_S", "120")),
@@ -87,7 +103,10 @@ class Settings:
                 whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
                 whatsapp_token=env.get("WHATSAPP_TOKEN") or None,
                 whatsapp_timeout_s=float(env.get("WHATSAPP_TIMEOUT_S", "5")),
+                otp_secret_arn=env.get("OTP_SECRET_ARN") or None,
+                whatsapp_secret_arn=env.get("WHATSAPP_SECRET_ARN") or None,
                 app_secret_arn=env.get("APP_SECRET_ARN") or None,
+                stage=env.get("STAGE") or "local",
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed setting: {error}") from error

@@ -318,20 +318,26 @@ SELECT {_REGISTRATION} || jsonb_build_object('history', coalesce((
        'customer', (SELECT to_jsonb(c) FROM customers c WHERE c.registration_id = r.id),
        'ticket', (SELECT to_jsonb(t) FROM installation_tickets t
                     JOIN customers c ON c.id = t.customer_id WHERE c.registration_id = r.id))
-  FROM customer_registrations r WHERE r.id = %s
+  FROM customer_registrations r
+ WHERE r.id = %(id)s AND (%(assigned_to)s::text IS NULL OR r.surveyor = %(assigned_to)s)
 """)
 
 
-def get_registration(conn: "psycopg.Connection[Any]", registration_id: UUID) -> Json | None:
-    """The registration with its history (oldest first), its customer and ticket once they exist, or None."""
-    row = conn.execute(_GET_REGISTRATION, (registration_id,)).fetchone()
+def get_registration(
+    conn: "psycopg.Connection[Any]", registration_id: UUID, assigned_to: str | None = None
+) -> Json | None:
+    """The registration with its history (oldest first), its customer and ticket once they exist, or None
+    (also when ``assigned_to`` is given and the registration's survey is not assigned to them)."""
+    row = conn.execute(_GET_REGISTRATION, {"id": registration_id, "assigned_to": assigned_to}).fetchone()
     return row[0] if row else None
 
 
 _LIST_TEMPLATE = """
-SELECT {registration}
+SELECT {registration}, r.id
   FROM customer_registrations r
  WHERE {match}
+   -- A surveyor sees only the registrations whose survey is assigned to them (NULL: everyone's).
+   AND (%(assigned_to)s::text IS NULL OR r.surveyor = %(assigned_to)s)
    AND (%(status)s::text IS NULL OR r.status = %(status)s)
    AND (%(city)s::text IS NULL OR lower(r.city) = lower(%(city)s))
    AND (%(created_from)s::timestamptz IS NULL OR r.created_at >= %(created_from)s)
@@ -356,9 +362,12 @@ _LIST_BY_SEARCH = {
 _LIST = _LIST_BY_SEARCH[None]
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", params: Json, search: str | None = None) -> list[str]:
-    """Newest first, after the keyset (created_at, id) if given: each row as the JSON text PostgreSQL built.
-    ``search`` (phone, email, name) says what ``params["q"]`` is.
+def list_registrations(
+    conn: "psycopg.Connection[Any]", params: Json, search: str | None = None
+) -> list[tuple[str, str]]:
+    """Newest first, after the keyset (created_at, id) if given: each row as the JSON text PostgreSQL built,
+    with its id.  ``search`` (phone, email, name) says what ``params["q"]`` is; ``params["assigned_to"]``
+    (or None) keeps a surveyor's own.
 
     Not decoded: the API passes the rows on as they are, and decoding twenty of them
     only to encode them again was a fifth of a list request's own cost.
@@ -367,7 +376,7 @@ def list_registrations(conn: "psycopg.Connection[Any]", params: Json, search: st
 
     cursor = conn.cursor()
     cursor.adapters.register_loader("jsonb", TextLoader)
-    return [row[0] for row in cursor.execute(_LIST_BY_SEARCH[search], params).fetchall()]
+    return [(row[0], str(row[1])) for row in cursor.execute(_LIST_BY_SEARCH[search], params).fetchall()]
 
 
 # ::interval: PREPARE (and verify) cannot know the parameter is a timedelta otherwise.

@@ -222,9 +222,11 @@ def _claim(conn: "psycopg.Connection[Any]", key: str, body: "RegistrationIn") ->
     return Registered(status, response, [])
 
 
-def get_registration(conn: "psycopg.Connection[Any]", registration_id: str) -> Json:
-    """One registration with its history, customer and ticket; raises ``NotFoundError``."""
-    registration = repository.get_registration(conn, parse_id(registration_id))
+def get_registration(conn: "psycopg.Connection[Any]", staff: Staff, registration_id: str) -> Json:
+    """One registration with its history, customer and ticket; raises ``NotFoundError`` (also, for a
+    surveyor, when its survey is assigned to someone else: whether it exists is not theirs to know)."""
+    require(staff, READERS)
+    registration = repository.get_registration(conn, parse_id(registration_id), staff.assigned_only())
     if registration is None:
         raise NotFoundError("no such registration")
     return registration
@@ -271,8 +273,17 @@ def move(conn: "psycopg.Connection[Any]", registration_id: UUID, action: Action,
     return registration
 
 
-def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: "ListQuery") -> str:
+@dataclass(frozen=True)
+class Page:
+    """One page of ``list_registrations``: the JSON text, and the ids of the registrations in it."""
+
+    body: str
+    ids: list[str]
+
+
+def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: "ListQuery") -> Page:
     """One page, newest first, as JSON text: ``{"items": [...], "next_cursor": str | None}``.
+    A surveyor's holds only the registrations whose survey is assigned to them.
 
     The rows are the JSON PostgreSQL built, passed on without decoding them.  The
     cursor is the last row's (created_at, id): pages stay as fast deep in the list
@@ -292,12 +303,14 @@ def list_registrations(conn: "psycopg.Connection[Any]", staff: Staff, query: "Li
             "after_created_at": after_created_at,
             "after_id": after_id,
             "limit": query.limit + 1,
+            "assigned_to": staff.assigned_only(),
         },
         found.kind.value if found else None,
     )
-    page = rows[: query.limit]
+    page = [row[0] for row in rows[: query.limit]]
     next_cursor = _encode_cursor(json.loads(page[-1])) if len(rows) > query.limit else None
-    return f'{{"items":[{",".join(page)}],"next_cursor":{json.dumps(next_cursor)}}}'
+    body = f'{{"items":[{",".join(page)}],"next_cursor":{json.dumps(next_cursor)}}}'
+    return Page(body, [row[1] for row in rows[: query.limit]])
 
 
 def _search(q: str | None) -> "search.Search | None":

@@ -31,6 +31,7 @@ BODY_EXAMPLES: dict[str, Callable[[], dict[str, Any]]] = {
     "ScheduleSurveyIn": lambda: {"scheduled_at": _next_week_at_ten(), "surveyor": "Budi"},
     "CompleteSurveyIn": lambda: {"feasible": True, "notes": "pole next to the house"},
     "ReasonIn": lambda: {"reason": "no cable in this street"},
+    "ErasureIn": lambda: {"reason": "the person asked by e-mail, ticket 2291"},
 }
 
 FIELD_DESCRIPTIONS: dict[str, str] = {
@@ -47,7 +48,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "monthly_price_idr": "Monthly price in rupiah",
     "code": "The 6-digit one-time code sent on WhatsApp; staff cs verify without one",
     "scheduled_at": "When the survey takes place: ISO 8601 with its offset, in the future, 90 days ahead at most",
-    "surveyor": "Who surveys the address",
+    "surveyor": "Who surveys the address: the surveyor's user name (sub), who alone of the surveyors may read it",
     "feasible": "Whether the address can be connected; a survey not feasible is closed with reject",
     "reason": "Why the registration is rejected or cancelled",
     # Registrations
@@ -67,6 +68,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "to_status": "The status after",
     "actor": "Who acted: a staff user, the registrant, or the worker",
     "at": "When",
+    "erased_at": "When the personal data was erased",
     "items": "The registrations of this page",
     "next_cursor": "Pass as cursor for the next page; null on the last",
     "registration_id": "The registration's id",
@@ -178,6 +180,26 @@ RESPONSE_EXAMPLES: dict[str, Callable[[], Any]] = {
         "registration_id": _REGISTRATION_ID,
         "customer": _customer(),
         "ticket": _ticket(),
+    },
+    "Erased": lambda: {"id": _REGISTRATION_ID, "status": "cancelled", "erased_at": _AT},
+    "MessageSent": lambda: {
+        "id": _PACKAGE_ID,
+        "template": "customer_created",
+        "recipient": "+6281234567890",
+        "status": "sent",
+        "payload": {"template": "customer_created"},
+        "created_at": _AT,
+    },
+    "ErasureRecord": lambda: {"erased_by": "admin-1", "erased_at": _AT, "reason": "the person asked"},
+    "OtherRegistration": lambda: {"registration": _registration(), "history": [], "messages": []},
+    "PersonalData": lambda: {
+        "registration": _registration("customer_created"),
+        "history": [{**_HISTORY, "reason": None, "at": _AT}],
+        "messages": [],
+        "customer": _customer(),
+        "ticket": _ticket(),
+        "erasure": None,
+        "other_registrations": [],
     },
     "CodeSent": lambda: {"registration_id": _REGISTRATION_ID, "expires_in_s": 600},
     "OpenApiDocument": lambda: {"openapi": "3.1.0", "info": {"title": "Registration backend"}, "paths": {}},

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.jsontypes import Json
+from chalicelib.privacy.models import ErasureIn
 from chalicelib.registrations.actions import BODY_BY_ACTION
 from chalicelib.registrations.models import PackageIn, RegistrationIn
 from chalicelib.statuses import RegistrationStatus
@@ -148,6 +149,28 @@ def document() -> Json:
             errors={**_AUTH, 404: ["not_found"], 409: ["transition_not_allowed"], 415: ["unsupported_media_type"]},
             tag=STAFF_ACTIONS,
         )
+    }
+    paths["/registrations/{registration_id}/personal-data"] = {
+        "get": _operation(
+            "Everything held about the registration's person (admin): the registration, its history, the "
+            "messages sent to them, the customer and ticket if any, the erasure if any, and their other "
+            "registrations (same phone or e-mail). Each call is on the access log",
+            _STAFF,
+            {"200": _json("What is held about the person", _ref("PersonalData"))},
+            parameters=[_id_parameter()],
+            errors={**_AUTH, 404: ["not_found"]},
+            tag=PERSONAL_DATA,
+        ),
+        "delete": _operation(
+            "Erase the person's data now (admin): name, e-mail, phone, address and free text; an active "
+            "registration is cancelled. A customer's data is kept (409). The same answer when repeated",
+            _STAFF,
+            {"200": _json("Erased", _ref("Erased"))},
+            _body(ErasureIn, schemas),
+            [_id_parameter()],
+            errors={**_BODY, **_AUTH, 404: ["not_found"], 409: ["customer_data_kept"]},
+            tag=PERSONAL_DATA,
+        ),
     }
     schemas.update(_response_schemas())
     _describe_fields(schemas)
@@ -405,6 +428,53 @@ def _response_schemas() -> Json:
                 "speed_mbps": {"type": "integer"},
                 "monthly_price_idr": {"type": "integer"},
             },
+        },
+        "PersonalData": {
+            "type": "object",
+            "required": ["registration", "history", "messages", "customer", "ticket", "erasure", "other_registrations"],
+            "properties": {
+                "registration": _ref("Registration"),
+                "history": {"type": "array", "items": _ref("HistoryEntry")},
+                "messages": {"type": "array", "items": _ref("MessageSent")},
+                "customer": nullable,
+                "ticket": {"anyOf": [_ref("Ticket"), {"type": "null"}]},
+                "erasure": {"anyOf": [_ref("ErasureRecord"), {"type": "null"}]},
+                "other_registrations": {"type": "array", "items": _ref("OtherRegistration")},
+            },
+        },
+        "OtherRegistration": {
+            "type": "object",
+            "required": ["registration", "history", "messages"],
+            "properties": {
+                "registration": _ref("Registration"),
+                "history": {"type": "array", "items": _ref("HistoryEntry")},
+                "messages": {"type": "array", "items": _ref("MessageSent")},
+                "customer": nullable,
+                "ticket": {"anyOf": [_ref("Ticket"), {"type": "null"}]},
+                "erasure": {"anyOf": [_ref("ErasureRecord"), {"type": "null"}]},
+            },
+        },
+        "MessageSent": {
+            "type": "object",
+            "required": ["id", "template", "status"],
+            "properties": {
+                "id": _UUID,
+                "template": text,
+                "recipient": nullable_text,
+                "status": text,
+                "payload": {"type": ["object", "null"], "additionalProperties": True},
+                "created_at": when,
+            },
+        },
+        "ErasureRecord": {
+            "type": "object",
+            "required": ["erased_by", "erased_at", "reason"],
+            "properties": {"erased_by": text, "erased_at": when, "reason": text},
+        },
+        "Erased": {
+            "type": "object",
+            "required": ["id", "status", "erased_at"],
+            "properties": {"id": _UUID, "status": text, "erased_at": when},
         },
         "Queued": {
             "type": "object",

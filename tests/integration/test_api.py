@@ -203,7 +203,7 @@ def test_list_is_keyset_paginated_and_filtered(api_client: Client, package: dict
     cursor = None
     for _ in range(5):
         query = f"/registrations?city={city.replace(' ', '%20')}&limit=2" + (f"&cursor={cursor}" if cursor else "")
-        page = api_client.http.get(query, headers=token("surveyor")).json_body
+        page = api_client.http.get(query, headers=token("approver")).json_body
         seen += [item["id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:

@@ -1,4 +1,5 @@
-"""WHATSAPP_TOKEN and OTP_HASH_KEY from the secret at APP_SECRET_ARN (moto's Secrets Manager)."""
+"""WHATSAPP_TOKEN and OTP_HASH_KEY from their secrets: OTP_SECRET_ARN, WHATSAPP_SECRET_ARN, or APP_SECRET_ARN
+with both (moto's Secrets Manager)."""
 
 import json
 
@@ -55,3 +56,16 @@ def test_an_unreadable_secret_is_503_and_is_not_cached(
     created = app_secret(secrets, WHATSAPP_TOKEN="wa-token", OTP_HASH_KEY="otp-key")
     monkeypatch.setenv("APP_SECRET_ARN", created)
     assert container.settings.otp_hash_key == "otp-key", "the next call tries again"
+
+
+def test_each_function_reads_only_the_secret_it_is_given(secrets: CountingSecrets) -> None:
+    """The worker and the sender are given the WhatsApp secret alone: the OTP key never reaches them."""
+    whatsapp = str(
+        secrets.client.create_secret(Name="registration-dev-whatsapp", SecretString='{"WHATSAPP_TOKEN": "wa"}')["ARN"]
+    )
+    otp = str(secrets.client.create_secret(Name="registration-dev-otp", SecretString='{"OTP_HASH_KEY": "k"}')["ARN"])
+    worker = with_app_secret(Settings(whatsapp_secret_arn=whatsapp), Secrets(lambda: secrets))
+    assert (worker.whatsapp_token, worker.otp_hash_key) == ("wa", None)
+    assert secrets.reads == 1
+    api = with_app_secret(Settings(whatsapp_secret_arn=whatsapp, otp_secret_arn=otp), Secrets(lambda: secrets))
+    assert (api.whatsapp_token, api.otp_hash_key) == ("wa", "k")

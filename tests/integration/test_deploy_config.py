@@ -20,6 +20,14 @@ LOGICAL_ID = {
     "purge_idempotency_keys": "PurgeIdempotencyKeys",
     "expire_registrations": "ExpireRegistrations",
     "schema_drift_watch": "SchemaDriftWatch",
+    "purge_personal_data": "PurgePersonalData",
+}
+# Which of the app's secrets each function reads: only what it uses (the OTP key hashes codes in
+# the API; the WhatsApp token sends messages from the API, the worker and the sender).
+APP_SECRETS = {
+    "api_handler": ["OTP_SECRET_ARN", "WHATSAPP_SECRET_ARN"],
+    "customer_worker": ["WHATSAPP_SECRET_ARN"],
+    "send_notifications": ["WHATSAPP_SECRET_ARN"],
 }
 
 
@@ -37,7 +45,8 @@ def test_policies_are_written_by_hand() -> None:
 def test_each_function_reads_its_own_secrets_and_no_other(stage: str, function: str) -> None:
     settings = CONFIG["stages"][stage]
     own = settings["lambda_functions"][function]["environment_variables"]
-    expected = [own["DB_SECRET_ARN"]] + ([own["APP_SECRET_ARN"]] if "APP_SECRET_ARN" in own else [])
+    assert sorted(k for k in own if k.endswith("_SECRET_ARN") and k != "DB_SECRET_ARN") == APP_SECRETS.get(function, [])
+    expected = [own["DB_SECRET_ARN"]] + [own[k] for k in APP_SECRETS.get(function, [])]
     granted = statements(stage, function)["ReadSecrets"]
     assert granted["Action"] == "secretsmanager:GetSecretValue"
     # Secrets Manager appends six random characters to a secret's name in its ARN.
@@ -47,11 +56,11 @@ def test_each_function_reads_its_own_secrets_and_no_other(stage: str, function: 
 @pytest.mark.parametrize("stage", DEPLOYED)
 @pytest.mark.parametrize("function", LOGICAL_ID)
 def test_only_migrate_and_its_watch_connect_as_the_schema_owner(stage: str, function: str) -> None:
-    """Finding 7: the owner's secret (DDL) is migrate's and its hourly verify's; every other
-    function has the runtime role's (rows only)."""
-    owner = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT[stage]}:secret:registration-{stage}-db"
+    """Finding 7: the migrator's secret (the schema's owner, not the RDS master user) is migrate's and
+    its hourly verify's; every other function has the runtime role's (rows only)."""
+    db = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT[stage]}:secret:registration-{stage}-db"
     secret = CONFIG["stages"][stage]["lambda_functions"][function]["environment_variables"]["DB_SECRET_ARN"]
-    assert secret == (owner if function in ("migrate", "schema_drift_watch") else owner + "-runtime")
+    assert secret == db + ("-migrator" if function in ("migrate", "schema_drift_watch") else "-runtime")
     # No function inherits a database secret from the stage: each names its own.
     assert "DB_SECRET_ARN" not in CONFIG["stages"][stage]["environment_variables"]
 

@@ -51,3 +51,24 @@ def test_importing_the_app_reads_no_asset() -> None:
     probe = "import sys, app; print('chalicelib.web.docs' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_page_is_served_with_a_strict_policy_and_cannot_be_framed(api_client: Client) -> None:
+    import base64
+    import hashlib
+    import re
+
+    response = api_client.http.get("/docs")
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["connect-src"] == "'self'", "a token typed into the page goes back to this API only"
+    assert "'unsafe-inline'" not in directives["script-src"]
+    assert "'unsafe-eval'" not in directives["script-src"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    # The page's inline scripts are exactly those the policy allows by hash.
+    inline = re.findall(r"<script>(.*?)</script>", response.body.decode(), flags=re.DOTALL)
+    hashes = {f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline}
+    assert hashes
+    assert hashes <= set(directives["script-src"].split())

@@ -80,6 +80,16 @@ def _not_awaiting_code(api_client: Client, package: dict[str, Any], url: str, mp
     )
 
 
+def _customer_data_kept(api_client: Client, package: dict[str, Any], url: str, mp: pytest.MonkeyPatch) -> Produced:
+    registration = register(api_client, package)
+    force_status(url, registration["id"], "customer_created")
+    path = f"/registrations/{registration['id']}/personal-data"
+    response = api_client.http.delete(
+        path, body=json.dumps({"reason": "asked"}), headers={**token("admin"), "Content-Type": "application/json"}
+    )
+    return "delete", f"{REGISTRATION}/personal-data", response
+
+
 def _payload_too_large(api_client: Client, package: dict[str, Any], url: str, mp: pytest.MonkeyPatch) -> Produced:
     body = json.dumps(registration_body(package, notes="x" * 20_000))
     return "post", "/registrations", post(api_client, "/registrations", body)
@@ -135,6 +145,7 @@ PRODUCERS: dict[str, Producer] = {
     "duplicate_package": _duplicate_package,
     "transition_not_allowed": _transition_not_allowed,
     "not_awaiting_code": _not_awaiting_code,
+    "customer_data_kept": _customer_data_kept,
     "payload_too_large": _payload_too_large,
     "unsupported_media_type": _unsupported_media_type,
     "idempotency_key_reused": _idempotency_key_reused,

@@ -29,6 +29,7 @@ FUNCTIONS = (
     "PurgeIdempotencyKeys",
     "ExpireRegistrations",
     "SchemaDriftWatch",
+    "PurgePersonalData",
 )
 
 
@@ -261,9 +262,12 @@ def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_ap
         variables = found[name]["Properties"]["Environment"]["Variables"]
         assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
         assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
-        # Only the functions that send WhatsApp messages or hash codes read the app secret.
-        needs_it = name not in ("Migrate", "PurgeIdempotencyKeys", "SchemaDriftWatch", "ExpireRegistrations")
-        assert ("APP_SECRET_ARN" in variables) == needs_it, name
+        # Each function names only the app secrets it uses: the OTP key hashes codes (the API), the
+        # WhatsApp token sends messages (the API, the worker, the sender).
+        assert ("OTP_SECRET_ARN" in variables) == (name == "APIHandler"), name
+        senders = ("APIHandler", "CustomerWorker", "SendNotifications")
+        assert ("WHATSAPP_SECRET_ARN" in variables) == (name in senders), name
+        assert "APP_SECRET_ARN" not in variables, name
 
 
 @pytest.mark.slow
@@ -391,3 +395,18 @@ def test_api_gateways_own_answers_are_in_the_error_envelope(template: dict[str, 
     assert missing["StatusCode"] == "404"
     assert json.loads(missing["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
     assert {"THROTTLED", "UNAUTHORIZED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+
+
+@pytest.mark.slow
+def test_the_api_writes_an_access_log_to_a_group_with_retention(template: dict[str, Any]) -> None:
+    """Every request through API Gateway on record (docs/api.md, "Personal data"): no query string and
+    no body, the route template rather than the path; the group keeps it for a bounded time."""
+    found = resources(template)
+    setting = found["RestAPI"]["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert 1 <= found["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] <= 400
+    line = json.loads(setting["Format"])
+    assert {"requestId", "route", "status"} <= set(line)
+    assert "$context.path" not in setting["Format"], "the route template, not a path with its query"
+    assert "PurgePersonalData" in found, "the daily purge is packaged"
+    assert "rate(1 day)" in json.dumps(found["PurgePersonalData"])

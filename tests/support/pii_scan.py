@@ -1,10 +1,13 @@
-"""A pytest plugin: every log line the suite produces, scanned for unmasked phone numbers and e-mail addresses.
+"""A pytest plugin: every log line the suite produces, scanned for personal data: unmasked phone
+numbers and e-mail addresses, and the names and addresses the tests register people with.
 
 At session start it configures logging as the Lambdas do (``chalicelib.platform.logs.configure``:
 masking in the record factory, JSON lines) and adds a root handler that formats each
 record with ``JsonFormatter`` and searches the line for an Indonesian mobile number
-(``+62 8…`` / ``08…``) or an e-mail address.  Any hit fails the session, and the
-terminal summary gives the lines scanned and the hits (summed over xdist workers).
+(``+62 8…`` / ``08…``), an e-mail address, or one of the tests' people (``NAME_OR_ADDRESS``:
+names and addresses cannot be recognised in general, but the suite's own are known).
+Any hit fails the session, and the terminal summary gives the lines scanned and the hits
+(summed over xdist workers).
 """
 
 import logging
@@ -17,6 +20,10 @@ from chalicelib.platform import logs
 
 PHONE = re.compile(r"(?<![\w*-])(?:\+?62|0)8\d{8,11}(?![\w*])")
 EMAIL = re.compile(r"(?<![\w*.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# The names and street addresses the tests register people with (tests/support/api.py,
+# tests/integration/test_personal_data.py, the OpenAPI examples).
+PEOPLE = ("Siti Nurhaliza", "Dewi Lestari", "Jl. Merdeka", "Jl. Kenanga")
+NAME_OR_ADDRESS = re.compile("|".join(re.escape(p) for p in PEOPLE), re.IGNORECASE)
 _KEY = "pii_scan"
 
 
@@ -36,7 +43,7 @@ class PiiScanHandler(logging.Handler):
         except Exception:  # a record that cannot be formatted is not ours to fail on here
             return
         self.lines += 1
-        found = PHONE.findall(line) + EMAIL.findall(line)
+        found = PHONE.findall(line) + EMAIL.findall(line) + NAME_OR_ADDRESS.findall(line)
         if found:
             self.hits += 1
             if len(self.examples) < 20:
@@ -71,7 +78,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
-        f"PII scan: {_totals['lines']} log lines scanned, {_totals['hits']} with an unmasked phone number or e-mail"
+        f"PII scan: {_totals['lines']} log lines scanned, "
+        f"{_totals['hits']} with an unmasked phone number, e-mail, name or address"
     )
     for example in _totals["examples"]:
         terminalreporter.write_line(f"  {example}", red=True)

@@ -100,3 +100,22 @@ def test_masking_is_the_same_with_or_without_an_at_sign_shortcut(text: str) -> N
 
     expected = phone.sub(masked_phone, email.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text))
     assert mask(text) == expected
+
+
+def test_fields_that_hold_names_addresses_or_free_text_are_masked_whole() -> None:
+    configure()
+    record = logging.getLogger("t").makeRecord(
+        "t", logging.INFO, __file__, 1, "x", (), None, extra={"full_name": "Ani Wijaya", "address": "Jl. Mawar 3"}
+    )
+    line = JsonFormatter().format(record)
+    assert "Ani" not in line
+    assert "Mawar" not in line
+    assert json.loads(line)["full_name"] == "[masked]"
+
+
+def test_server_detail_lines_are_cut_from_any_message(caplog: pytest.LogCaptureFixture) -> None:
+    configure()
+    logging.getLogger("t").error("failed: %s", 'violates "c"\nDETAIL:  Failing row contains (Ani Wijaya, Jl. Mawar 3).')
+    [record] = caplog.records
+    assert "Ani" not in record.getMessage()
+    assert "DETAIL: [omitted]" in record.getMessage()
