@@ -329,9 +329,9 @@ def _list_event(token: dict[str, str]) -> dict[str, Any]:
 
 
 def _list_params() -> dict[str, Any]:
-    return dict.fromkeys(("status", "city", "created_from", "created_to", "after_created_at", "after_id")) | {
-        "limit": 21
-    }
+    return dict.fromkeys(
+        ("status", "city", "created_from", "created_to", "after_created_at", "after_id", "assigned_to")
+    ) | {"limit": 21}
 
 
 @contextmanager

@@ -130,7 +130,9 @@ def _list_sql() -> str:
 def _offset_statement(page: int) -> tuple[str, dict[str, Any]]:
     """The list statement paged with OFFSET instead of the keyset condition."""
     sql = _list_sql().replace("LIMIT %(limit)s", "LIMIT %(limit)s OFFSET %(offset)s")
-    params = dict.fromkeys(("status", "city", "created_from", "created_to", "after_created_at", "after_id"))
+    params = dict.fromkeys(
+        ("status", "city", "created_from", "created_to", "after_created_at", "after_id", "assigned_to")
+    )
     return sql, params | {"limit": PAGE_SIZE + 1, "offset": (page - 1) * PAGE_SIZE}
 
 
@@ -138,7 +140,7 @@ def _plans(conn: psycopg.Connection[Any], cursor: str) -> dict[str, str]:
     from chalicelib.registrations.service import _decode_cursor
 
     after_created_at, after_id = _decode_cursor(cursor)
-    params = dict.fromkeys(("status", "city", "created_from", "created_to")) | {"limit": PAGE_SIZE + 1}
+    params = dict.fromkeys(("status", "city", "created_from", "created_to", "assigned_to")) | {"limit": PAGE_SIZE + 1}
     plans = {
         "custom, page 1": _explain(conn, "EXPLAIN ", params | {"after_created_at": None, "after_id": None}),
         "custom, keyset": _explain(

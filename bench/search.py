@@ -280,6 +280,7 @@ def _explain(conn: psycopg.Connection[Any], probe: dict[str, Any], case: str) ->
         "created_to": None,
         "after_created_at": after[0],
         "after_id": after[1],
+        "assigned_to": None,
         "limit": PAGE_SIZE + 1,
     }
     rows = conn.execute(("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + _LIST_BY_SEARCH[kind]).encode(), params)

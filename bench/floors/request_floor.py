@@ -115,7 +115,9 @@ def _schedule(conn: Any, registration_id: str, raw: str | bytes) -> Any:
     return conn.execute(repository._TRANSITION, params).fetchone()[2]
 
 
-_LIST_PARAMS = dict.fromkeys(("status", "city", "created_from", "created_to", "after_created_at", "after_id"))
+_LIST_PARAMS = dict.fromkeys(
+    ("status", "city", "created_from", "created_to", "after_created_at", "after_id", "assigned_to")
+)
 
 
 def _list(conn: Any) -> str:
