@@ -78,6 +78,15 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "message": "In words, for a person",
     "details": "Machine-readable particulars: problems [{field, problem}] for bad input, current_status and "
     "allowed_actions for a refused action",
+    # The parts of GET /registrations/{id}/personal-data
+    "registration": "The registration, as stored",
+    "messages": "The WhatsApp messages sent to the person for it",
+    "erasure": "Who erased the data, when and why, or null",
+    "other_registrations": "The same person's other registrations (same phone, or the same e-mail in any case)",
+    "template": "The WhatsApp template of the message",
+    "recipient": "The phone the message went to (null once erased)",
+    "payload": "What was sent (null once erased)",
+    "erased_by": "The staff member who erased the data",
 }
 
 PARAMETER_DESCRIPTIONS: dict[str, str] = {
@@ -161,23 +170,6 @@ def _ticket() -> dict[str, Any]:
 _HISTORY = {"action": "verify", "from_status": "pending_verification", "to_status": "verified", "actor": "registrant"}
 
 # One example answer per named schema of the document (a test validates each against its schema).
-# The parts of GET /registrations/{id}/personal-data.
-for _name, _text in {
-    "registration": "The registration, as stored",
-    "history": "Its status changes, oldest first",
-    "messages": "The WhatsApp messages sent to the person for it",
-    "erasure": "Who erased the data, when and why, or null",
-    "other_registrations": "The same person's other registrations (same phone, or the same e-mail in any case)",
-    "template": "The WhatsApp template of the message",
-    "recipient": "The phone the message went to (null once erased)",
-    "payload": "What was sent (null once erased)",
-    "erased_by": "The staff member who erased the data",
-    "erased_at": "When the data was erased",
-    "reason": "Why",
-}.items():
-    FIELD_DESCRIPTIONS.setdefault(_name, _text)
-
-
 RESPONSE_EXAMPLES: dict[str, Callable[[], Any]] = {
     "Registration": _registration,
     "HistoryEntry": lambda: {**_HISTORY, "reason": None, "at": _AT},

@@ -358,6 +358,16 @@ def _response_schemas() -> Json:
     }
     registration_required = ["id", "status", "full_name", "email", "phone", "created_at"]
     nullable = {"anyOf": [_ref("Customer"), {"type": "null"}]}
+    # What GET /registrations/{id}/personal-data holds about one registration.
+    person_properties: Json = {
+        "registration": _ref("Registration"),
+        "history": {"type": "array", "items": _ref("HistoryEntry")},
+        "messages": {"type": "array", "items": _ref("MessageSent")},
+        "customer": nullable,
+        "ticket": {"anyOf": [_ref("Ticket"), {"type": "null"}]},
+        "erasure": {"anyOf": [_ref("ErasureRecord"), {"type": "null"}]},
+    }
+    person_required = ["registration", "history", "messages", "customer", "ticket", "erasure"]
     schemas: Json = {
         "Registration": {"type": "object", "required": registration_required, "properties": registration_properties},
         "HistoryEntry": {
@@ -431,28 +441,17 @@ def _response_schemas() -> Json:
         },
         "PersonalData": {
             "type": "object",
-            "required": ["registration", "history", "messages", "customer", "ticket", "erasure", "other_registrations"],
+            "required": [*person_required, "other_registrations"],
             "properties": {
-                "registration": _ref("Registration"),
-                "history": {"type": "array", "items": _ref("HistoryEntry")},
-                "messages": {"type": "array", "items": _ref("MessageSent")},
-                "customer": nullable,
-                "ticket": {"anyOf": [_ref("Ticket"), {"type": "null"}]},
-                "erasure": {"anyOf": [_ref("ErasureRecord"), {"type": "null"}]},
+                **person_properties,
                 "other_registrations": {"type": "array", "items": _ref("OtherRegistration")},
             },
         },
+        # The same parts, for each of the person's other registrations.
         "OtherRegistration": {
             "type": "object",
             "required": ["registration", "history", "messages"],
-            "properties": {
-                "registration": _ref("Registration"),
-                "history": {"type": "array", "items": _ref("HistoryEntry")},
-                "messages": {"type": "array", "items": _ref("MessageSent")},
-                "customer": nullable,
-                "ticket": {"anyOf": [_ref("Ticket"), {"type": "null"}]},
-                "erasure": {"anyOf": [_ref("ErasureRecord"), {"type": "null"}]},
-            },
+            "properties": person_properties,
         },
         "MessageSent": {
             "type": "object",
