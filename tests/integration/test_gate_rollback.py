@@ -362,7 +362,8 @@ def sessions_and_locks(url: str) -> tuple[int, int]:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM pg_stat_activity"
             "         WHERE datname = current_database() AND pid <> pg_backend_pid()),"
-            "       (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory')"
+            "       (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            "           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
