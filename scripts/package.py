@@ -7,16 +7,19 @@
    every cold start compiles every module it imports.  Compiled with this interpreter,
    which must be the runtime's minor version (chalice takes the runtime from it), as
    ``unchecked-hash`` pycs (valid whatever the files' times in the zip);
-3. the schema gate (DESIGN.md, "Deploy: no code before its schema"): the custom
+3. the expected schema of the release's migrations, replayed on the embedded PostgreSQL,
+   as ``migrations/expected-schema.json`` (``scripts/expected_snapshot.py``): the gate that
+   applies a new file compares with it instead of replaying on the RDS instance;
+4. the schema gate (DESIGN.md, "Deploy: no code before its schema"): the custom
    resource ``SchemaMigration`` served by the ``migrate`` function, whose properties
    carry the zip's sha256 (so it runs at every release) and the code's schema
    contract (so ``OldResourceProperties`` describe the outgoing release); every
    other function depends on it.  And the ``SchemaDrift`` alarm on the drift
    watch's metric, for this stage, notifying ``AlarmTopic``;
-4. abuse limits (``scripts/edge_protection.py``): the WAF web ACL on the API stage,
+5. abuse limits (``scripts/edge_protection.py``): the WAF web ACL on the API stage,
    per-method throttles (staff routes apart), the OTP budget alarm;
-5. the operator's alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``);
-6. ``cfn-lint`` on the template.
+6. the operator's alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``);
+7. ``cfn-lint`` on the template.
 
     python scripts/package.py [--stage dev] [--out build/package] [--no-lint]
 """
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         template = package(args.stage, args.out)
         compiled = compile_zip(args.out / "deployment.zip", runtime(template))
         print(f"package: {compiled} modules compiled into {args.out / 'deployment.zip'}", file=sys.stderr)
+        print(f"package: {add_expected_schema(args.out / 'deployment.zip')}", file=sys.stderr)
         add_schema_gate(template, args.stage, args.out / "deployment.zip")
         template = add_edge_protection(template, args.stage)
         add_observability(template, args.stage)
@@ -153,6 +157,15 @@ def add_edge_protection(template: dict[str, Any], stage: str) -> dict[str, Any]:
     from edge_protection import protect
 
     return protect(template, stage)
+
+
+def add_expected_schema(zip_path: Path) -> str:
+    """The migrations' expected schema, replayed on the embedded PostgreSQL, into the zip (expected_snapshot.py)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import expected_snapshot
+
+    return expected_snapshot.add_to_zip(zip_path)
 
 
 def add_observability(template: dict[str, Any], stage: str) -> None:

@@ -157,6 +157,10 @@ def verify(
     unavailable = None
     store_key = stored.key(applied, conn.info.server_version)
     schema, verdict = stored.load(conn, store_key)
+    if schema is None:  # a release that brings files: the package's snapshot of them, if it has one
+        packaged, packaged_verdict = stored.load_packaged(store_key)
+        if packaged is not None or verdict == stored.MISSING:
+            schema, verdict = packaged, packaged_verdict
     if schema is None:
         try:
             schema = build_expected(conn, applied, settings)
@@ -204,6 +208,8 @@ def plan(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], contra
 _STORE_SAYS = {
     stored.FOUND: "the expected schema read from migrate_expected_schema (same migrations, same major version): "
     "not replayed",
+    stored.PACKAGED: "the expected schema read from the package's snapshot (built at make package on the same "
+    "major version, same migrations): not replayed",
     stored.MISSING: "the expected schema replayed: none stored for these migrations on this major version",
     stored.TAMPERED: "the stored expected schema failed its checksum (edited by hand?): ignored, replayed",
 }

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.migrate import stored
 from chalicelib.migrate.execute import replay
 from chalicelib.migrate.files import MigrationFile
 from chalicelib.migrate.schema import Schema, read_schema
@@ -81,6 +82,17 @@ def build_expected(conn: "psycopg.Connection[Any]", files: Sequence[MigrationFil
             _drop_stale(admin)
         if own_admin:
             admin.close()
+
+
+def build_snapshot(
+    conn: "psycopg.Connection[Any]", files: Sequence[MigrationFile], settings: Settings
+) -> dict[str, Any]:
+    """The package's snapshot (``stored.snapshot``) of what ``files`` build on ``conn``'s server's major version.
+
+    ``make package`` calls it on the embedded PostgreSQL; raises ``ExpectedSchemaError`` as ``build_expected``.
+    """
+    schema = build_expected(conn, files, settings)
+    return stored.snapshot([(stored.key(files, conn.info.server_version), schema)])
 
 
 def _drop_stale(admin: "psycopg.Connection[Any]") -> None:

@@ -13,14 +13,24 @@ by the migrate user; the hourly watch only reads it, so it needs neither CREATED
 any write.  Each row carries the sha256 of its key and objects: a row edited by hand
 fails it, is ignored and the migrations are replayed, as on a key that does not
 match.  No file kept by hand: every row is a replay's own output.
+
+The package carries one more place to look: ``make package`` replays the release's
+migrations on a server of the target's major version (the embedded PostgreSQL) and
+writes the result, keyed and checksummed the same way, to ``migrations/expected-schema.json``
+in the zip (``snapshot_path``; never in git).  A gate that brings a new file then finds
+the expected schema of the files it just applied there instead of replaying them on the
+live server; once the release is accepted it is stored in the table as above.  A key that
+does not match (another major version) is ignored, and the migrations are replayed.
 """
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.migrate.files import MigrationFile
+from chalicelib.migrate.files import MigrationFile, migrations_dir
 from chalicelib.migrate.schema import Schema, schema_query
 
 if TYPE_CHECKING:
@@ -39,8 +49,12 @@ CREATE TABLE IF NOT EXISTS {STORE_TABLE} (
 
 # The verdicts ``load`` gives, for the report's ``checked`` line.
 FOUND = "found"
+PACKAGED = "packaged"
 MISSING = "missing"
 TAMPERED = "tampered"
+
+SNAPSHOT_NAME = "expected-schema.json"
+SNAPSHOT_FORMAT = 1
 
 
 def key(files: Sequence[MigrationFile], server_version: int) -> str:
@@ -91,3 +105,46 @@ def save(conn: "psycopg.Connection[Any]", store_key: str, schema: Schema) -> Non
             "stored_at = now()",
             (store_key, Jsonb(schema.objects), checksum(store_key, schema.objects)),
         )
+
+
+def snapshot_path() -> Path:
+    """Where the package's snapshot is: ``EXPECTED_SCHEMA_SNAPSHOT``, or beside the migration files."""
+    configured = os.environ.get("EXPECTED_SCHEMA_SNAPSHOT")
+    return Path(configured) if configured else migrations_dir() / SNAPSHOT_NAME
+
+
+def snapshot(entries: Sequence[tuple[str, Schema]]) -> dict[str, Any]:
+    """The snapshot file's content: each (key, schema) with its checksum."""
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "entries": [
+            {"key": store_key, "objects": schema.objects, "checksum": checksum(store_key, schema.objects)}
+            for store_key, schema in entries
+        ],
+    }
+
+
+def load_packaged(store_key: str, path: Path | None = None) -> tuple[Schema | None, str]:
+    """(the schema the package carries for ``store_key``, ``PACKAGED``), or (None, ``MISSING`` / ``TAMPERED``).
+
+    No file, another format or no entry for this key is ``MISSING``; an entry (or a
+    file) that does not read back as written is ``TAMPERED``.  Nothing is raised: a
+    snapshot that cannot be used means a replay, as before there was one.
+    """
+    path = path or snapshot_path()
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None, MISSING
+    except (OSError, ValueError):
+        return None, TAMPERED
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        return None, MISSING
+    for entry in data.get("entries") or ():
+        if not isinstance(entry, dict) or entry.get("key") != store_key:
+            continue
+        objects = entry.get("objects")
+        if not isinstance(objects, dict) or checksum(store_key, objects) != entry.get("checksum"):
+            return None, TAMPERED
+        return Schema(objects), PACKAGED
+    return None, MISSING

@@ -5,6 +5,7 @@ compares against it without replaying (no scratch database: the watch's role nee
 no CREATEDB); a row edited by hand is ignored; another set of migrations replays.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,102 @@ def test_the_watch_role_cannot_create_a_database(watch_db: str) -> None:
     name = f"{conninfo_to_dict(watch_db)['dbname']}_x"
     with psycopg.connect(watch_db, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
+
+
+# The package's snapshot (scripts/expected_snapshot.py writes it into the zip at make package).
+PACKAGED = "the expected schema read from the package's snapshot"
+
+
+def _snapshot(url: str, migrations: Path, target: Path) -> Path:
+    from chalicelib.migrate.expected import build_snapshot
+    from chalicelib.migrate.files import load_migrations
+    from chalicelib.platform.settings import Settings
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        data = build_snapshot(conn, load_migrations(migrations), Settings())
+    target.write_text(json.dumps(data))
+    return target
+
+
+def _no_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the migrations were replayed")
+
+    monkeypatch.setattr("chalicelib.migrate.compare.build_expected", refuse)
+
+
+def test_a_release_with_a_new_file_compares_with_the_packaged_snapshot_and_replays_nothing(
+    migrated_db: str, migrations_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (migrations_copy / "999_add_packages_note.sql").write_text("ALTER TABLE packages ADD COLUMN note text;\n")
+    monkeypatch.setenv("EXPECTED_SCHEMA_SNAPSHOT", str(_snapshot(migrated_db, migrations_copy, tmp_path / "s.json")))
+    _no_replay(monkeypatch)
+
+    report = run("apply", migrated_db, migrations_dir=migrations_copy)
+
+    assert report["ok"], report["drift"]
+    assert report["applied"] == ["999_add_packages_note.sql"]
+    assert _said(report, PACKAGED), report["checked"]
+    # Accepted: kept in the table, where the next verify (and the watch) finds it.
+    again = run("verify", migrated_db, migrations_dir=migrations_copy)
+    assert _said(again, STORED), again["checked"]
+
+
+def test_drift_is_caught_against_the_packaged_snapshot(
+    migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPECTED_SCHEMA_SNAPSHOT", str(_snapshot(migrated_db, MIGRATIONS, tmp_path / "s.json")))
+    _no_replay(monkeypatch)
+    index = "customer_registrations_phone_created_idx"
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {STORE_TABLE}")
+        conn.execute(f"DROP INDEX {index}".encode())
+
+    report = run("verify", migrated_db, migrations_dir=MIGRATIONS)
+
+    assert _said(report, PACKAGED), report["checked"]
+    assert [(d["kind"], index in d["message"]) for d in report["drift"]] == [("index_missing", True)]
+
+
+def test_a_packaged_snapshot_edited_by_hand_is_ignored_and_replayed(
+    migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _snapshot(migrated_db, MIGRATIONS, tmp_path / "s.json")
+    data = json.loads(path.read_text())
+    index = "customer_registrations_phone_created_idx"
+    objects = data["entries"][0]["objects"]
+    objects["indexes"] = [i for i in objects["indexes"] if i["name"] != index]  # hides a dropped index
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv("EXPECTED_SCHEMA_SNAPSHOT", str(path))
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {STORE_TABLE}")
+        conn.execute(f"DROP INDEX {index}".encode())
+
+    report = run("verify", migrated_db, migrations_dir=MIGRATIONS)
+
+    assert _said(report, TAMPERED), report["checked"]
+    assert [(d["kind"], index in d["message"]) for d in report["drift"]] == [("index_missing", True)]
+
+
+def test_a_packaged_snapshot_of_another_major_version_or_other_files_is_not_used(
+    migrated_db: str, migrations_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.migrate import stored
+    from chalicelib.migrate.files import load_migrations
+
+    path = _snapshot(migrated_db, MIGRATIONS, tmp_path / "s.json")
+    data = json.loads(path.read_text())
+    with psycopg.connect(migrated_db) as conn:
+        version = conn.info.server_version
+    other_major = stored.key(load_migrations(MIGRATIONS), version + 10000)
+    entry = data["entries"][0]
+    entry["key"], entry["checksum"] = other_major, stored.checksum(other_major, entry["objects"])
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv("EXPECTED_SCHEMA_SNAPSHOT", str(path))
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {STORE_TABLE}")
+
+    report = run("verify", migrated_db, migrations_dir=MIGRATIONS)
+
+    assert report["ok"], report["drift"]
+    assert _said(report, REPLAYED), report["checked"]
