@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Anything that looks like a phone number: 9 or more digits, maybe with a leading
@@ -133,8 +134,17 @@ def _masked(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _masked(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
+        if value and all(type(v) is str for v in value) and not _holds_either("\x00".join(value)):
+            return list(value)  # one scan for a page of ids rather than one per id
         return [_masked(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)  # hex digits and dashes: neither an address nor a phone number
     return mask(str(value))
+
+
+def _holds_either(text: str) -> bool:
+    """Whether ``mask`` would change anything in ``text`` (strings joined by NUL, which no pattern spans)."""
+    return (_EMAIL_OR_PHONE if "@" in text else _PHONE).search(text) is not None
 
 
 # One encoder for every line (``json.dumps`` with options builds a new one per call), and the
@@ -200,6 +210,12 @@ def configure(level: int = logging.INFO) -> None:
     """
     if isinstance(logging.getLogRecordFactory(), _MaskingRecordFactory):
         return
+    # Our lines never say where a call was made, nor its thread or process: logging's own
+    # switches (the Logging HOWTO, "Optimization") spare every record finding them out.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.setLogRecordFactory(_MaskingRecordFactory(logging.getLogRecordFactory()))
     root = logging.getLogger()
     root.setLevel(level)

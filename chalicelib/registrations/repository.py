@@ -333,7 +333,7 @@ def get_registration(
 
 
 _LIST_TEMPLATE = """
-SELECT {registration}, r.id
+SELECT {registration}, r.id::text
   FROM customer_registrations r
  WHERE {match}
    -- A surveyor sees only the registrations whose survey is assigned to them (NULL: everyone's).
@@ -376,7 +376,7 @@ def list_registrations(
 
     cursor = conn.cursor()
     cursor.adapters.register_loader("jsonb", TextLoader)
-    return [(row[0], str(row[1])) for row in cursor.execute(_LIST_BY_SEARCH[search], params).fetchall()]
+    return cursor.execute(_LIST_BY_SEARCH[search], params).fetchall()
 
 
 # ::interval: PREPARE (and verify) cannot know the parameter is a timedelta otherwise.

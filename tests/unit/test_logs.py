@@ -119,3 +119,22 @@ def test_server_detail_lines_are_cut_from_any_message(caplog: pytest.LogCaptureF
     [record] = caplog.records
     assert "Ani" not in record.getMessage()
     assert "DETAIL: [omitted]" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # A page of ids: one scan of them joined, and they come out as they went in.
+        ([str(uuid.UUID(int=i)) for i in range(20)], [str(uuid.UUID(int=i)) for i in range(20)]),
+        (("a", "b"), ["a", "b"]),
+        # One phone number among them: each is masked as it would be alone.
+        (["ok", "call 081234567890", "x@example.com"], ["ok", "call 0812******90", "x***@example.com"]),
+        # Digit runs in separate items never join into a phone number.
+        (["0812", "34567890"], ["0812", "34567890"]),
+        (uuid.UUID(int=81234567890), str(uuid.UUID(int=81234567890))),
+    ],
+)
+def test_lists_of_strings_and_uuids_are_masked_as_each_item_alone(value: object, expected: object) -> None:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", None, None)
+    record.ids = value
+    assert json.loads(JsonFormatter().format(record))["ids"] == expected
