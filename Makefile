@@ -10,8 +10,12 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha
 # The browser assets GET /docs serves (npm's swagger-ui-dist, pinned in package-lock.json); npm ci writes this file.
 ASSETS := node_modules/.package-lock.json
 export AWS_DEFAULT_REGION ?= ap-southeast-3
+# checkov in its own venv: it pins packaging and networkx at versions the project's venv does not use.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | sha256sum | cut -c1-12)
+CHECKOV       := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download
 
-.PHONY: help install run demo test faults fuzz soak lint format typecheck migration squawk check package deploy-dry-run \
+.PHONY: help install run demo test faults fuzz soak lint lint-infra format typecheck migration squawk check package deploy-dry-run \
         readme-diagram whatsapp-templates migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list every target
@@ -51,11 +55,20 @@ fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, g
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
-lint: $(STAMP)  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), and every relative link and #anchor of the Markdown files
+lint: $(STAMP) lint-infra  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), and every relative link and #anchor of the Markdown files
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/mdlinkcheck --quiet --no-git *.md docs bench
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+lint-infra: $(STAMP) $(CHECKOV_STAMP)  ## cfn-lint and checkov on infra/*.yaml (make package checks the app template the same way)
+	$(BIN)/cfn-lint infra/*.yaml
+	$(CHECKOV) $(addprefix -f ,$(wildcard infra/*.yaml))
 
 format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
@@ -72,8 +85,9 @@ squawk: $(STAMP)  ## lint migrations/ for locking hazards
 
 check: lint typecheck squawk test  ## every check CI makes
 
-package: $(STAMP) $(ASSETS)  ## build/package: chalice package + merge template, bytecode in the zip, cfn-lint (STAGE=dev)
+package: $(STAMP) $(ASSETS) $(CHECKOV_STAMP)  ## build/package: chalice package + merge template + the foundation's exports, bytecode in the zip, cfn-lint, checkov (STAGE=dev)
 	$(BIN)/python scripts/package.py --stage $${STAGE:-dev} --out build/package
+	$(CHECKOV) -f build/package/sam.json
 
 deploy-dry-run: $(RUN_STAMP)  ## print the pipeline's commands: package, upload, deploy with the schema gate inside (STAGE=dev)
 	PYTHON=$(BIN)/python scripts/deploy --dry-run --stage $${STAGE:-dev}

@@ -19,7 +19,13 @@
 5. abuse limits (``scripts/edge_protection.py``): the WAF web ACL on the API stage,
    per-method throttles (staff routes apart), the OTP budget alarm;
 6. the operator's alarms, the dashboard and the X-Ray permissions (``scripts/observability.py``);
-7. ``cfn-lint`` on the template.
+7. the foundation's values (``scripts/foundation_refs.py``): each function's name, subnets,
+   security group, database endpoint, secrets, user pool, TLS settings, reserved
+   concurrency and generated IAM policy, through ``Fn::ImportValue`` of the stack
+   ``registration-foundation-<stage>`` (``infra/foundation.yaml``).  A stage whose config
+   still holds a placeholder, or sets by hand what the foundation provides, is refused
+   before anything is built, naming the key;
+8. ``cfn-lint`` on the template.
 
     python scripts/package.py [--stage dev] [--out build/package] [--no-lint]
 """
@@ -40,6 +46,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MERGE_TEMPLATE = ROOT / ".chalice" / "template-merge.json"
+CONFIG = ROOT / ".chalice" / "config.json"
 BIN = Path(sys.executable).parent
 GATE = "SchemaMigration"
 MIGRATE = "Migrate"
@@ -56,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
     args = parser.parse_args(argv)
     try:
+        check_stage(args.stage)
         template = package(args.stage, args.out)
         compiled = compile_zip(args.out / "deployment.zip", runtime(template))
         print(f"package: {compiled} modules compiled into {args.out / 'deployment.zip'}", file=sys.stderr)
@@ -63,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         add_schema_gate(template, args.stage, args.out / "deployment.zip")
         template = add_edge_protection(template, args.stage)
         add_observability(template, args.stage)
+        add_foundation(template, args.stage)
         (args.out / "sam.json").write_text(json.dumps(template, indent=2) + "\n")
         print(f"package: {GATE} gates every function but {MIGRATE}", file=sys.stderr)
         if not args.no_lint:
@@ -72,6 +81,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"package: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def check_stage(stage: str) -> None:
+    """Refuse a stage that is not deployable as configured: each problem named, nothing built."""
+    import foundation_refs
+
+    config = json.loads(CONFIG.read_text())
+    problems = foundation_refs.check_config(config, stage) if stage != "local" else []
+    if problems:
+        raise PackageError(f"stage {stage} cannot be packaged:\n  " + "\n  ".join(problems))
+
+
+def add_foundation(template: dict[str, Any], stage: str) -> None:
+    """The foundation's exports and the generated policies (``foundation_refs``), in place; then nothing left over."""
+    import foundation_refs
+
+    foundation_refs.apply(template, stage)
+    foundation_refs.apply_stack(template, stage)
+    problems = foundation_refs.check_template(template)
+    if problems:
+        raise PackageError("the packaged template still holds placeholders:\n  " + "\n  ".join(problems))
 
 
 def package(stage: str, out: Path) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
     python scripts/preflight.py [--stage dev] [--region ap-southeast-3] [--db-instance ID]
 
-Reads the stage's subnets and security groups from ``.chalice/config.json`` and
-checks, through the EC2 and RDS describe APIs (nothing is changed):
+Reads the stage's subnets, the functions' security group and the database instance from
+the outputs of the foundation stack ``registration-foundation-<stage>`` and checks,
+through the EC2 and RDS describe APIs (nothing is changed):
 
 - each subnet has a route to S3 (a gateway endpoint in its route table, or a NAT):
   without it ``migrate`` cannot PUT its answer to ``ResponseURL`` and the stack waits;
@@ -17,13 +18,13 @@ Exit 0 when all is there, 1 naming each thing missing, 2 on bad usage.
 """
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+FOUNDATION = "registration-foundation-{stage}"  # infra/foundation.yaml, deployed once per stage
 
 
 def check(ec2: Any, rds: Any, region: str, subnets: Sequence[str], groups: Sequence[str], db: str | None) -> list[str]:
@@ -124,21 +125,35 @@ def _database_admits(ec2: Any, rds: Any, vpc: str, groups: Sequence[str], db: st
     return missing
 
 
+def foundation_outputs(cloudformation: Any, stage: str) -> dict[str, str]:
+    """The foundation stack's outputs by key; empty when the stack does not exist."""
+    try:
+        [stack] = cloudformation.describe_stacks(StackName=FOUNDATION.format(stage=stage))["Stacks"]
+    except cloudformation.exceptions.ClientError:
+        return {}
+    return {str(o["OutputKey"]): str(o["OutputValue"]) for o in stack.get("Outputs", [])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/preflight.py", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--region", default="ap-southeast-3")
     parser.add_argument("--db-instance", help="the RDS instance identifier (default: every instance in the VPC)")
     args = parser.parse_args(argv)
-    stage = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"].get(args.stage, {})
-    subnets, groups = stage.get("subnet_ids", []), stage.get("security_group_ids", [])
-    if not subnets:
-        print(f"preflight: stage {args.stage} has no subnet_ids in .chalice/config.json", file=sys.stderr)
-        return 2
     import boto3
 
+    outputs = foundation_outputs(boto3.client("cloudformation", region_name=args.region), args.stage)
+    subnets = [s for s in outputs.get("PrivateSubnetIds", "").split(",") if s]
+    groups = [outputs["LambdaSecurityGroupId"]] if outputs.get("LambdaSecurityGroupId") else []
+    if not subnets or not groups:
+        print(
+            f"preflight: the foundation stack {FOUNDATION.format(stage=args.stage)} has no PrivateSubnetIds or "
+            "LambdaSecurityGroupId output: deploy infra/foundation.yaml first (docs/deploy.md)",
+            file=sys.stderr,
+        )
+        return 2
     ec2, rds = boto3.client("ec2", region_name=args.region), boto3.client("rds", region_name=args.region)
-    missing = check(ec2, rds, args.region, subnets, groups, args.db_instance)
+    missing = check(ec2, rds, args.region, subnets, groups, args.db_instance or outputs.get("DbInstanceId"))
     for sentence in missing:
         print(f"preflight: missing: {sentence}", file=sys.stderr)
     if not cloudformation_route(ec2, args.region, subnets):
