@@ -21,6 +21,9 @@ import pytest
 from chalicelib.schema_contract import contract_data
 from tests.conftest import MIGRATIONS, ROOT
 
+sys.path.insert(0, str(ROOT / "scripts"))
+import foundation_refs
+
 RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 FUNCTIONS = (
     "APIHandler",
@@ -290,7 +293,7 @@ def test_no_secret_in_plain_text_and_only_the_functions_that_need_it_name_the_ap
     for name in FUNCTIONS:
         variables = found[name]["Properties"]["Environment"]["Variables"]
         assert not {"WHATSAPP_TOKEN", "OTP_HASH_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"} & set(variables), name
-        assert variables["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:"), name
+        assert variables["DB_SECRET_ARN"]["Fn::ImportValue"].endswith("SecretArn"), name
         # Each function names only the app secrets it uses: the OTP key hashes codes (the API), the
         # WhatsApp token sends messages (the API, the worker, the sender).
         assert ("OTP_SECRET_ARN" in variables) == (name == "APIHandler"), name
@@ -439,3 +442,39 @@ def test_the_api_writes_an_access_log_to_a_group_with_retention(template: dict[s
     assert "$context.path" not in setting["Format"], "the route template, not a path with its query"
     assert "PurgePersonalData" in found, "the daily purge is packaged"
     assert "rate(1 day)" in json.dumps(found["PurgePersonalData"])
+
+
+@pytest.mark.slow
+def test_no_account_value_is_packaged_and_each_policy_is_the_generated_one(
+    template: dict[str, Any], package: Path
+) -> None:
+    """Subnets, secrets, endpoints and the user pool are the foundation's exports; no id is written in."""
+    stage = package.name.removeprefix("package-")
+    text = (package / "sam.json").read_text()
+    assert not re.search(r"\b\d{12}\b|subnet-[0-9a-f]|sg-[0-9a-f]|_DevPool|_ProdPool", text)
+    assert foundation_refs.check_template(template) == []
+    found = resources(template)
+    for function in foundation_refs.FUNCTIONS.values():
+        properties = found[function.logical_id]["Properties"]
+        assert properties["FunctionName"] == f"registration-backend-{stage}-{function.logical_id}"
+        assert properties["ReservedConcurrentExecutions"] == function.reserved_concurrency
+        assert properties["VpcConfig"]["SubnetIds"] == {
+            "Fn::Split": [",", {"Fn::ImportValue": f"registration-{stage}-PrivateSubnetIds"}]
+        }
+        [policy] = found[properties["Role"]["Fn::GetAtt"][0]]["Properties"]["Policies"]
+        assert policy["PolicyDocument"] == foundation_refs.policy(stage, function)
+    group = found["ApiAccessLogGroup"]["Properties"]
+    assert group["KmsKeyId"] == {"Fn::ImportValue": f"registration-{stage}-LogKeyArn"}
+    assert found["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == group["KmsKeyId"]
+
+
+@pytest.mark.slow
+def test_checkov_finds_nothing_unjustified_in_the_packaged_template(package: Path) -> None:
+    """make package runs it too; here when .venv-checkov exists (make lint-infra or make package makes it)."""
+    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
+    if not checkov.exists():
+        pytest.skip("no .venv-checkov: make lint-infra creates it (requirements-checkov.txt)")
+    command = [str(checkov), "--framework", "cloudformation", "--quiet", "--compact", "--skip-download"]
+    result = subprocess.run([*command, "-f", str(package / "sam.json")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert "Failed checks: 0" in result.stdout
