@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
+from cfnlint.decode import decode  # type: ignore[import-untyped]  # cfn-lint ships no type hints
 
 from tests.conftest import ROOT
 
@@ -114,7 +114,8 @@ def imported(stage: str, name: str) -> dict[str, str]:
 
 def test_policies_are_generated_not_kept_per_stage() -> None:
     assert CONFIG["autogen_policy"] is False
-    assert not list(CHALICE.glob("policy-dev-*")) and not list(CHALICE.glob("policy-prod-*"))
+    assert not list(CHALICE.glob("policy-dev-*"))
+    assert not list(CHALICE.glob("policy-prod-*"))
     # chalice's file for every function is an empty policy: packaging replaces it, or IAM refuses it.
     assert json.loads((CHALICE / "policy-generated-at-package.json").read_text())["Statement"] == []
     for stage in DEPLOYED:
@@ -184,19 +185,22 @@ def test_reserved_concurrency_leaves_the_account_room() -> None:
     # The worker may run as many copies as its queue mapping starts (MaximumConcurrency).
     merge = json.loads((CHALICE / "template-merge.json").read_text())
     events = merge["Resources"]["CustomerWorker"]["Properties"]["Events"]
-    assert reserved["CustomerWorker"] >= events["CustomerWorkerSqsEventSource"]["Properties"]["ScalingConfig"][
-        "MaximumConcurrency"
-    ]
+    assert (
+        reserved["CustomerWorker"]
+        >= events["CustomerWorkerSqsEventSource"]["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    )
 
 
 @pytest.mark.parametrize("stage", DEPLOYED)
 def test_every_import_is_a_foundation_export(stage: str) -> None:
     """The names the app imports are exactly ones infra/foundation.yaml exports (for this stage)."""
     foundation, errors = decode(str(ROOT / "infra" / "foundation.yaml"))
-    assert not errors and foundation is not None
+    assert not errors
+    assert foundation is not None
     exported = {o["Export"]["Name"]["Fn::Sub"].replace("${Stage}", stage) for o in foundation["Outputs"].values()}
     used = {value for value in _imports(chalice_template(stage))}
-    assert used and used <= exported, sorted(used - exported)
+    assert used
+    assert used <= exported, sorted(used - exported)
     groups = {
         r["Properties"]["LogGroupName"]["Fn::Sub"].replace("${Stage}", stage)
         for r in foundation["Resources"].values()
@@ -274,7 +278,8 @@ def test_stages_set_only_what_no_account_decides(stage: str) -> None:
     assert set(env) == {"DB_PREPARED_STATEMENTS", "WHATSAPP_API_URL", "STAGE"}
     assert env["WHATSAPP_API_URL"].startswith("https://graph.facebook.com/v")
     assert env["DB_PREPARED_STATEMENTS"] == "0", "transaction pooling (RDS Proxy) cannot keep prepared statements"
-    assert "subnet_ids" not in settings and "security_group_ids" not in settings
+    assert "subnet_ids" not in settings
+    assert "security_group_ids" not in settings
     assert settings["lambda_functions"]["migrate"]["lambda_timeout"] >= 300
     # The metrics' Stage dimension (chalicelib.platform.emf), and the SchemaDrift alarm's.
     assert env["STAGE"] == stage
