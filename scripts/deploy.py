@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None, client
         stage=args.stage,
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-southeast-3",
         out=Path(os.environ.get("DEPLOY_OUT", "build/package")),
-        python=sys.executable,
+        python=_relative(sys.executable),
         bucket=os.environ.get("DEPLOY_BUCKET") or None,
         alarm_email=os.environ.get("ALARM_EMAIL") or None,
         db_instance=os.environ.get("DB_INSTANCE_ID") or None,
@@ -310,6 +310,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run(command: Sequence[str]) -> int:
     print(f"+ {shlex.join(command)}", file=sys.stderr, flush=True)
     return subprocess.run(command, cwd=ROOT, check=False).returncode  # noqa: S603 (our own argv, no shell)
+
+
+def _relative(path: str) -> str:
+    """``path`` from the project's root when it is inside it (commands run there): shorter to read."""
+    return os.path.relpath(path, ROOT) if Path(path).is_relative_to(ROOT) else path
 
 
 def _name(command: Sequence[str]) -> str:
