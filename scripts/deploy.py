@@ -176,13 +176,17 @@ def deploy_command(plan: Plan) -> list[str]:
 
 def deploy_bucket(cloudformation: Any, plan: Plan) -> str | None:
     """The foundation's deploy bucket, from its export; None (and why, printed) when there is none."""
-    for page in cloudformation.get_paginator("list_exports").paginate():
-        for export in page.get("Exports", []):
-            if export["Name"] == plan.bucket_export:
-                return str(export["Value"])
+    try:
+        for page in cloudformation.get_paginator("list_exports").paginate():
+            for export in page.get("Exports", []):
+                if export["Name"] == plan.bucket_export:
+                    return str(export["Value"])
+        why = f"no export {plan.bucket_export}"
+    except (BotoCoreError, ClientError) as error:
+        why = f"could not read the exports ({error})"
     print(
-        f"scripts/deploy: no export {plan.bucket_export}: deploy the foundation stack registration-foundation-"
-        f"{plan.stage} first (docs/deploy.md, First deploy), or set DEPLOY_BUCKET",
+        f"scripts/deploy: {why}: deploy the foundation stack registration-foundation-{plan.stage} first "
+        "(docs/deploy.md, First deploy), or set DEPLOY_BUCKET",
         file=sys.stderr,
     )
     return None
@@ -195,8 +199,9 @@ def report_failure(plan: Plan, cloudformation: Any, logs: Any) -> None:
         StackName=plan.stack, PaginationConfig={"MaxItems": 300}
     ):
         events += page["StackEvents"]
-    plan.out.mkdir(parents=True, exist_ok=True)
-    (plan.out / "stack-events.json").write_text(json.dumps({"StackEvents": events}, indent=1, default=str))
+    out = ROOT / plan.out  # the commands run in the project's root; an absolute DEPLOY_OUT stays as it is
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stack-events.json").write_text(json.dumps({"StackEvents": events}, indent=1, default=str))
     gate_report.explain(events)
     try:
         group = f"/aws/lambda/{migrate_function(cloudformation, plan)}"

@@ -200,6 +200,15 @@ def test_without_a_bucket_or_the_foundations_export_nothing_runs(aws: Aws, capsy
     assert "DEPLOY_BUCKET" in error
 
 
+def test_a_bucket_lookup_without_credentials_says_what_to_do(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    aws.stubs["cloudformation"].add_client_error("list_exports", "AccessDenied", "not authorized: ListExports")
+    assert deploy.main(["--stage", "prod"], Runner(), aws) == 2
+    error = capsys.readouterr().err
+    assert "could not read the exports" in error
+    assert "not authorized: ListExports" in error
+    assert "or set DEPLOY_BUCKET" in error
+
+
 def stack_event(
     logical_id: str, status: str, reason: str = "", kind: str = "Custom::SchemaMigration"
 ) -> dict[str, Any]:
