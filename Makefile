@@ -51,11 +51,13 @@ fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, g
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
-lint: $(STAMP)  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), and every relative link and #anchor of the Markdown files
+lint: $(STAMP)  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), every relative link and #anchor of the Markdown files, actionlint and zizmor on the pipeline
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/mdlinkcheck --quiet --no-git *.md docs bench
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --persona pedantic --quiet .github/workflows
 
 format: $(STAMP)  ## ruff, rewriting
 	$(BIN)/ruff check --fix .
