@@ -4,6 +4,7 @@ psycopg and boto3 are imported inside the functions that need them: a Lambda
 pays for them at first use, not at cold start.
 """
 
+import logging
 import os
 import ssl
 from collections.abc import Callable, MutableMapping
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.platform.secrets import Secrets
-from chalicelib.platform.settings import ConfigurationError, Settings
+from chalicelib.platform.settings import AWS_SSLMODE, ConfigurationError, Settings
 
 if TYPE_CHECKING:
     import psycopg
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def conninfo(settings: Settings, secrets: Secrets | None = None) -> str:
@@ -116,6 +118,10 @@ def connect(url: str, settings: Settings) -> "psycopg.Connection[Any]":
     """
     import psycopg
 
+    if settings.stage != "local" and settings.db_sslmode != AWS_SSLMODE:
+        log.warning(
+            "DB_SSLMODE=%s in stage %s: the database's certificate is not verified", settings.db_sslmode, settings.stage
+        )
     check_root_cert(settings)
     conn = psycopg.connect(
         with_tls(url, settings),

