@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | sha
 ASSETS := node_modules/.package-lock.json
 export AWS_DEFAULT_REGION ?= ap-southeast-3
 
-.PHONY: help install run demo test faults fuzz soak lint format typecheck migration squawk check package deploy-dry-run \
+.PHONY: help install run demo test faults fuzz soak pool-load lint format typecheck migration squawk check package deploy-dry-run \
         readme-diagram whatsapp-templates migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list every target
@@ -50,6 +50,9 @@ fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, g
 
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
+
+pool-load: $(STAMP)  ## 400 concurrent containers vs max_connections=50, through pgbouncer (transaction mode) and without it; then checked by SQL
+	$(BIN)/python -m tests.pool_load --clients $${POOL_LOAD_CLIENTS:-400} --max-connections 50 --pool-size 40
 
 lint: $(STAMP)  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), every relative link and #anchor of the Markdown files, actionlint and zizmor on the pipeline
 	$(BIN)/ruff check .

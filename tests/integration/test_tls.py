@@ -8,6 +8,7 @@ with that reason where there are none.  The server's certificate names ``localho
 only: ``localhost`` is the right host name and 127.0.0.1 a wrong one, on the same server.
 """
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ def authority() -> tls.Authority:
 def binaries() -> Path:
     found = pg_tcp.system_binaries()
     if found is None:
-        pytest.skip("no PostgreSQL server binaries with SSL under /usr/lib/postgresql (apt-get install postgresql)")
+        reason = "no PostgreSQL server binaries with SSL under /usr/lib/postgresql (apt-get install postgresql)"
+        if os.environ.get("CI"):  # .ci/run installs them
+            pytest.fail(reason)
+        pytest.skip(reason)
     return found
 
 

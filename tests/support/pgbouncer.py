@@ -25,6 +25,16 @@ from devstack import embedded
 SKIP_REASON = "pgbouncer is not installed (Debian: apt-get install pgbouncer; .ci/run installs it)"
 
 
+def require() -> None:
+    """Skip the test where pgbouncer is not installed, except in CI (``.ci/run`` installs it): fail there."""
+    import pytest
+
+    if binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail(SKIP_REASON)
+        pytest.skip(SKIP_REASON)
+
+
 def binary() -> str | None:
     """The pgbouncer executable, if installed (Debian puts it in /usr/sbin)."""
     return shutil.which("pgbouncer") or next(
