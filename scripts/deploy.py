@@ -2,7 +2,8 @@
 
     scripts/deploy [--stage dev|prod] [--dry-run] [--prebuilt] [--no-verify | --verify-only]
 
-1. ``scripts/package.py`` (skipped with ``--prebuilt``: the pipeline's package job built
+1. ``scripts/rds_ca_bundle.py`` (AWS's RDS CA bundle into the package) and ``scripts/package.py`` (both
+   skipped with ``--prebuilt``: the pipeline's package job built
    ``sam.json`` and ``deployment.zip`` into ``$DEPLOY_OUT`` already);
 2. ``aws cloudformation package``: uploads the zip to the deploy bucket (``$DEPLOY_BUCKET``,
    else the foundation's export ``registration-<stage>-DeployBucketName``);
@@ -106,7 +107,7 @@ def deploy(plan: Plan, run: Runner, clients: Clients, *, verify_after: bool = Tr
     if bucket is None:
         return 2
     steps = [
-        *([] if plan.prebuilt else [package_command(plan)]),
+        *([] if plan.prebuilt else [ca_bundle_command(plan), package_command(plan)]),
         upload_command(plan, bucket),
         preflight_command(plan),
     ]
@@ -127,7 +128,7 @@ def deploy(plan: Plan, run: Runner, clients: Clients, *, verify_after: bool = Tr
 def dry_run(plan: Plan, *, verify: bool = True, deploy: bool = True) -> list[str]:
     """Every command and call, in order, as a person would type them."""
     bucket = plan.bucket or f"<export {plan.bucket_export}>"
-    commands = [package_command(plan)] if deploy and not plan.prebuilt else []
+    commands = [ca_bundle_command(plan), package_command(plan)] if deploy and not plan.prebuilt else []
     if deploy:
         commands += [upload_command(plan, bucket), preflight_command(plan), deploy_command(plan)]
     lines = [shlex.join(command) for command in commands]
@@ -146,6 +147,11 @@ def dry_run(plan: Plan, *, verify: bool = True, deploy: bool = True) -> list[str
             f"aws logs tail /aws/lambda/<{MIGRATE}> --region {plan.region} --since 1h --filter-pattern migrate_gate",
         ]
     return lines
+
+
+def ca_bundle_command(plan: Plan) -> list[str]:
+    """AWS's RDS CA bundle, fetched and checked, into the package (migrate and the watch verify RDS with it)."""
+    return [plan.python, "scripts/rds_ca_bundle.py"]
 
 
 def package_command(plan: Plan) -> list[str]:

@@ -169,8 +169,15 @@ def test_a_deploy_runs_each_step_in_order_then_verifies_and_gets_the_packages(
 
     assert deploy.main(["--stage", "dev"], runner, aws) == 0
 
-    assert runner.steps() == ["package.py", "cloudformation package", "preflight.py", "cloudformation deploy"]
-    package, upload, preflight, stack = runner.commands
+    assert runner.steps() == [
+        "rds_ca_bundle.py",
+        "package.py",
+        "cloudformation package",
+        "preflight.py",
+        "cloudformation deploy",
+    ]
+    bundle, package, upload, preflight, stack = runner.commands
+    assert bundle[1:] == ["scripts/rds_ca_bundle.py"]
     assert package[1:] == ["scripts/package.py", "--stage", "dev", "--out", str(tmp_path / "out")]
     assert upload[upload.index("--s3-bucket") + 1] == "registration-dev-deploy-4f2a"
     assert preflight[-2:] == ["--db-instance", "registration-dev"]

@@ -54,7 +54,8 @@ def test_the_jobs_follow_one_another_check_first_prod_last(workflow: dict[str, A
         "deploy-dev",
     ]
     assert [step["run"] for step in jobs["check"]["steps"] if "run" in step] == ["make check"]
-    [build] = [step["run"] for step in jobs["package"]["steps"] if "run" in step]
+    [bundle, build] = [step["run"] for step in jobs["package"]["steps"] if "run" in step]
+    assert "scripts/rds_ca_bundle.py" in bundle  # the RDS CA bundle in the package, fetched fresh
     assert "make package STAGE=dev" in build
     assert "make package STAGE=prod" in build
 
