@@ -15,7 +15,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | sha256sum | cut -c1-12)
 CHECKOV       := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download
 
-.PHONY: help install run demo test faults fuzz soak lint lint-infra format typecheck migration squawk check package deploy-dry-run \
+.PHONY: help install run demo test faults fuzz soak pool-load lint lint-infra format typecheck migration squawk check package deploy-dry-run \
         readme-diagram whatsapp-templates migrate-plan migrate-apply migrate-verify bench bench-smoke clean
 
 help:  ## list every target
@@ -55,11 +55,16 @@ fuzz: $(STAMP) $(ASSETS)  ## schemathesis on every operation of /openapi.json, g
 soak: $(STAMP)  ## the long concurrency soak (SOAK_SECONDS=120, SOAK_PROCESSES=8), then its invariants by SQL
 	$(BIN)/python -m tests.soak --seconds $${SOAK_SECONDS:-120} --processes $${SOAK_PROCESSES:-8}
 
-lint: $(STAMP) lint-infra  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), and every relative link and #anchor of the Markdown files
+pool-load: $(STAMP)  ## 400 concurrent containers vs max_connections=50, through pgbouncer (transaction mode) and without it; then checked by SQL
+	$(BIN)/python -m tests.pool_load --clients $${POOL_LOAD_CLIENTS:-400} --max-connections 50 --pool-size 40
+
+lint: $(STAMP) lint-infra  ## ruff, import-linter on the layers of chalicelib (pyproject.toml), every relative link and #anchor of the Markdown files, actionlint and zizmor on the pipeline
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/mdlinkcheck --quiet --no-git *.md docs bench
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --persona pedantic --quiet .github/workflows
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)

@@ -48,7 +48,12 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     document = json.loads(Path(argv[0]).read_text() or "{}")
-    found = failures(document.get("StackEvents", []))
+    return 0 if explain(document.get("StackEvents", [])) else 1
+
+
+def explain(events: list[dict[str, Any]]) -> bool:
+    """Print each failed resource of the latest operation with its reason, on stderr; True when the gate refused."""
+    found = failures(events)
     for logical_id, status, reason in found:
         print(f"{logical_id} {status}: {reason}", file=sys.stderr)
     if not found:
@@ -59,7 +64,7 @@ def main(argv: list[str]) -> int:
             "the schema gate refused: fix what the reason names (docs/operations.md), then run scripts/deploy again",
             file=sys.stderr,
         )
-    return 0 if gate else 1
+    return gate
 
 
 if __name__ == "__main__":

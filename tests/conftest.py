@@ -42,6 +42,11 @@ pytest_plugins = ["tests.support.pii_scan", "tests.support.statement_scan"]
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "migrations"
 
+# The suite's servers have no TLS, and some tests run a deployed stage's configuration
+# (STAGE=dev: verify-full by default) against them; tests/integration/test_tls.py checks
+# verification on a server of its own, with settings it builds itself.
+os.environ.setdefault("DB_SSLMODE", "prefer")
+
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:

@@ -13,6 +13,19 @@ class ConfigurationError(Exception):
     """A required setting is missing or malformed."""
 
 
+# libpq's sslmode values.  Outside the local stage the default is verify-full: personal data
+# crosses that link, and anything weaker skips the certificate or its host name.  A weaker
+# DB_SSLMODE set by hand there is logged at each connection (the test suite runs the deployed
+# stages' configuration against its own server, which has no TLS); no stage's config sets one
+# (tests/unit/test_db_tls_settings.py).
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+AWS_SSLMODE = "verify-full"
+# libpq (16+) loads OpenSSL's trusted roots for "system": RDS Proxy's certificate is public
+# (Amazon Trust Services).  migrate and the drift watch reach the instance itself, whose
+# certificate the RDS CA signs: their DB_SSLROOTCERT names the bundle the package ships.
+AWS_SSLROOTCERT = "system"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the code reads, by its pinned environment name."""
@@ -26,6 +39,11 @@ class Settings:
     # break; "0" turns psycopg's automatic preparation off.
     db_prepare: bool = True
     db_connect_timeout_s: int = 5
+    # DB_SSLMODE and DB_SSLROOTCERT: libpq's sslmode and sslrootcert.  None leaves libpq's
+    # own default (prefer; the local stage); outside it they default to verify-full and
+    # "system" (``from_env``).
+    db_sslmode: str | None = None
+    db_sslrootcert: str | None = None
     auth_jwt_secret: str | None = None
     # In AWS: Cognito's JWKS and issuer; RS256 tokens are verified against them.
     auth_jwks_url: str | None = None
@@ -64,6 +82,12 @@ class Settings:
     # The deployment stage (STAGE): outside "local", WhatsApp must be reached over https.
     stage: str = "local"
 
+    def __post_init__(self) -> None:
+        if self.db_sslmode is not None and self.db_sslmode not in SSL_MODES:
+            raise ConfigurationError(
+                f"DB_SSLMODE={self.db_sslmode!r} is not one of libpq's modes: {', '.join(SSL_MODES)}"
+            )
+
     @property
     def unverified_expire_after(self) -> timedelta:
         """``unverified_expire_after_h`` as a timedelta."""
@@ -77,6 +101,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
         """Read the settings from ``env``; raises ``ConfigurationError`` on a malformed value."""
+        stage = env.get("STAGE") or "local"
+        sslmode = env.get("DB_SSLMODE") or (None if stage == "local" else AWS_SSLMODE)
         try:
             return cls(
                 database_url=env.get("DATABASE_URL") or None,
@@ -86,6 +112,10 @@ class Settings:
                 db_name=env.get("DB_NAME") or None,
                 db_prepare=env.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "off"),
                 db_connect_timeout_s=int(env.get("DB_CONNECT_TIMEOUT_S", "5")),
+                db_sslmode=sslmode,
+                # libpq takes "system" with verify-full only.
+                db_sslrootcert=env.get("DB_SSLROOTCERT")
+                or (AWS_SSLROOTCERT if stage != "local" and sslmode == AWS_SSLMODE else None),
                 auth_jwt_secret=env.get("AUTH_JWT_SECRET") or None,
                 auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
                 auth_issuer=env.get("AUTH_ISSUER") or None,
@@ -106,7 +136,7 @@ class Settings:
                 otp_secret_arn=env.get("OTP_SECRET_ARN") or None,
                 whatsapp_secret_arn=env.get("WHATSAPP_SECRET_ARN") or None,
                 app_secret_arn=env.get("APP_SECRET_ARN") or None,
-                stage=env.get("STAGE") or "local",
+                stage=stage,
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed setting: {error}") from error

@@ -1,4 +1,4 @@
-"""scripts/deploy: the pipeline's commands in order, and the migrate gate that stops it."""
+"""scripts/deploy: the commands in order (its dry run), and the gate's reason from the stack events."""
 
 import json
 import os
@@ -12,14 +12,14 @@ from tests.conftest import ROOT
 
 
 def deploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "DEPLOY_BUCKET"}
+    environment = {k: v for k, v in os.environ.items() if k not in ("DEPLOY_BUCKET", "DEPLOY_OUT")}
     environment.update({"PYTHON": sys.executable, **env})
     return subprocess.run(
         ["bash", "scripts/deploy", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
     )
 
 
-def test_the_dry_run_packages_uploads_and_deploys_with_the_gate_inside() -> None:
+def test_the_dry_run_packages_uploads_deploys_with_the_gate_inside_then_verifies() -> None:
     result = deploy("--dry-run", "--stage", "prod", DEPLOY_BUCKET="artifacts-prod")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -28,6 +28,8 @@ def test_the_dry_run_packages_uploads_and_deploys_with_the_gate_inside() -> None
         "aws cloudformation package",
         "scripts/preflight.py --stage prod",
         "aws cloudformation deploy",
+        "aws lambda invoke",
+        "GET ",
         "# on failure:",
         "aws cloudformation describe-stack-events",
         "scripts/gate_report.py",
@@ -35,14 +37,28 @@ def test_the_dry_run_packages_uploads_and_deploys_with_the_gate_inside() -> None
     ]
     where = [next(i for i, line in enumerate(lines) if step in line) for step in steps]
     assert where == sorted(where), lines
-    package, upload, stack = (lines[i] for i in (where[0], where[1], where[3]))
+    package, upload, _, stack, invoke, smoke = (lines[i] for i in where[:6])
     assert "--merge-template" not in package, "scripts/package.py brings the merge template itself"
     assert "--s3-bucket artifacts-prod" in upload
     assert "--stack-name registration-backend-prod" in stack
     assert "CAPABILITY_IAM" in stack
     assert "--parameter-overrides" not in stack
-    # No step after the deploy changes anything: the gate ran inside it.
-    assert not [line for line in lines if "lambda invoke" in line]
+    # After the deploy only reads: migrate's verify (which changes nothing), then the public list.
+    assert "--function-name '<Migrate of registration-backend-prod>'" in invoke
+    assert invoke.endswith("""--payload '{"action": "verify"}' verify.json""")
+    assert smoke == "GET <EndpointURL of registration-backend-prod>packages"
+
+
+def test_the_pipelines_dry_run_deploys_the_prebuilt_package_and_finds_the_bucket_by_export() -> None:
+    result = deploy("--dry-run", "--stage", "dev", "--prebuilt", "--no-verify", DEPLOY_OUT="build/dev")
+    assert result.returncode == 0, result.stderr
+    assert "scripts/package.py" not in result.stdout
+    [upload] = [line for line in result.stdout.splitlines() if "cloudformation package" in line]
+    assert "--template-file build/dev/sam.json" in upload
+    assert "--s3-bucket '<export registration-dev-DeployBucketName>'" in upload
+    assert "lambda invoke" not in result.stdout
+    only = deploy("--dry-run", "--stage", "dev", "--verify-only").stdout.splitlines()
+    assert [line.split()[:3] for line in only] == [["aws", "lambda", "invoke"], ["GET", "<EndpointURL", "of"]]
 
 
 def test_an_alarm_email_subscribes_to_the_alarm_topic() -> None:
@@ -51,14 +67,7 @@ def test_an_alarm_email_subscribes_to_the_alarm_topic() -> None:
     assert stack.endswith("--parameter-overrides AlarmEmail=oncall@example.com")
 
 
-def test_a_real_run_needs_a_bucket_and_calls_nothing_without_it() -> None:
-    result = deploy("--stage", "dev")
-    assert result.returncode != 0
-    assert "DEPLOY_BUCKET" in result.stderr
-    assert "aws " not in result.stdout
-
-
-@pytest.mark.parametrize("args", [["--stage", "staging"], ["--bogus"]])
+@pytest.mark.parametrize("args", [["--stage", "staging"], ["--bogus"], ["--no-verify", "--verify-only"]])
 def test_bad_usage_is_exit_2(args: list[str]) -> None:
     assert deploy("--dry-run", *args).returncode == 2
 
@@ -119,52 +128,3 @@ def test_a_failure_elsewhere_is_shown_and_is_not_the_gate(tmp_path: Path) -> Non
     result = gate_report(tmp_path, events)
     assert result.returncode == 1
     assert "AlarmTopic CREATE_FAILED: not authorized" in result.stderr
-
-
-def test_a_failed_deploy_prints_the_gates_reason_and_its_log(tmp_path: Path) -> None:
-    """The real path, with an ``aws`` on PATH that answers as a refused gate would (and a no-op package step)."""
-    events = stack_events(
-        stack("UPDATE_IN_PROGRESS", "User Initiated"),
-        event("SchemaMigration", "UPDATE_FAILED", REFUSED, "Custom::SchemaMigration"),
-    )
-    (tmp_path / "events.json").write_text(json.dumps(events))
-    calls = tmp_path / "calls.txt"
-    fake_aws = tmp_path / "bin" / "aws"
-    fake_aws.parent.mkdir()
-    fake_aws.write_text(
-        "#!/usr/bin/env bash\n"
-        f'echo "$*" >> {calls}\n'
-        'case "$1 $2" in\n'
-        '  "cloudformation deploy") echo "Failed to create/update the stack" >&2; exit 255 ;;\n'
-        f'  "cloudformation describe-stack-events") cat {tmp_path / "events.json"} ;;\n'
-        '  "cloudformation describe-stack-resource") echo registration-backend-dev-Migrate-AbC123 ;;\n'
-        '  "logs tail") echo \'{"migrate_gate": {"ok": false, "outcome": "refused"}}\' ;;\n'
-        "esac\n"
-    )
-    fake_python = tmp_path / "bin" / "python"
-    fake_python.write_text(
-        f'#!/usr/bin/env bash\ncase "$1" in scripts/package.py|scripts/preflight.py) exit 0 ;; esac\n'
-        f'exec {sys.executable} "$@"\n'
-    )
-    for script in (fake_aws, fake_python):
-        script.chmod(0o755)
-    path = f"{fake_aws.parent}:{os.environ['PATH']}"
-
-    out = tmp_path / "out"
-    result = deploy(
-        "--stage", "dev", DEPLOY_BUCKET="artifacts-dev", PATH=path, PYTHON=str(fake_python), DEPLOY_OUT=str(out)
-    )
-
-    assert result.returncode == 1
-    assert f"SchemaMigration UPDATE_FAILED: {REFUSED}" in result.stderr
-    assert '{"migrate_gate": {"ok": false, "outcome": "refused"}}' in result.stderr
-    made = calls.read_text().splitlines()
-    assert [line.split()[:2] for line in made] == [
-        ["cloudformation", "package"],
-        ["cloudformation", "deploy"],
-        ["cloudformation", "describe-stack-events"],
-        ["cloudformation", "describe-stack-resource"],
-        ["logs", "tail"],
-    ]
-    assert "/aws/lambda/registration-backend-dev-Migrate-AbC123" in made[-1]
-    assert json.loads((out / "stack-events.json").read_text()) == events
