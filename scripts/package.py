@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         template = add_edge_protection(template, args.stage)
         add_observability(template, args.stage)
         add_foundation(template, args.stage)
+        warn_without_ca_bundle(args.out / "deployment.zip")
         (args.out / "sam.json").write_text(json.dumps(template, indent=2) + "\n")
         print(f"package: {GATE} gates every function but {MIGRATE}", file=sys.stderr)
         if not args.no_lint:
@@ -102,6 +103,24 @@ def add_foundation(template: dict[str, Any], stage: str) -> None:
     problems = foundation_refs.check_template(template)
     if problems:
         raise PackageError("the packaged template still holds placeholders:\n  " + "\n  ".join(problems))
+
+
+def warn_without_ca_bundle(zip_path: Path) -> None:
+    """Say so when the zip lacks the RDS CA bundle that migrate's and the drift watch's DB_SSLROOTCERT name.
+
+    Only a warning: ``scripts/rds_ca_bundle.py`` fetches it (scripts/deploy and the pipeline run
+    it first), and a package built offline for the tests has none.
+    """
+    import foundation_refs
+
+    name = foundation_refs.RDS_CA_BUNDLE.removeprefix("/var/task/")
+    with zipfile.ZipFile(zip_path) as archive:
+        if name not in archive.namelist():
+            print(
+                f"package: warning: no {name} in the zip: migrate and the drift watch would refuse the instance's "
+                "certificate in AWS; run scripts/rds_ca_bundle.py first (scripts/deploy does)",
+                file=sys.stderr,
+            )
 
 
 def package(stage: str, out: Path) -> dict[str, Any]:
