@@ -84,7 +84,7 @@ REQUIRED = ("STAGE", "WHATSAPP_API_URL", "DB_PREPARED_STATEMENTS")
 # What an example value looks like: an account id, a resource id, a pool id, a word that says so.
 PLACEHOLDER = re.compile(
     r"\b\d{12}\b|\bsubnet-[0-9a-f]+|\bsg-[0-9a-f]+|[a-z]{2}-[a-z]+-\d_\w+|example|placeholder|change-?me|set-me"
-    r"|todo|xxx|<[^>]*>|^1000000000000\d\d$",
+    r"|\btodo\b|xxx|<[^>]*>|^1000000000000\d\d$",
     re.IGNORECASE,
 )
 
