@@ -9,7 +9,9 @@
    else the foundation's export ``registration-<stage>-DeployBucketName``);
 3. ``scripts/preflight.py``: the subnets reach S3 and Secrets Manager, the database admits
    the functions (``$DB_INSTANCE_ID`` names the instance);
-4. ``aws cloudformation deploy`` of stack ``registration-backend-<stage>``: the schema gate
+4. ``aws cloudformation deploy`` of stack ``registration-backend-<stage>``, with the foundation's
+   CloudFormation execution role (``--role-arn``: the export ``registration-<stage>-CloudFormationRoleArn``,
+   or ``$CLOUDFORMATION_ROLE_ARN``; the deploy role may only pass it): the schema gate
    runs inside it, before any other function's code switches; ``$ALARM_EMAIL`` is passed
    as the ``AlarmEmail`` parameter when set;
 5. verify: invokes the stack's ``migrate`` function with ``{"action": "verify"}`` and fails
@@ -69,6 +71,11 @@ class Plan:
     def bucket_export(self) -> str:
         return f"registration-{self.stage}-DeployBucketName"
 
+    @property
+    def role_export(self) -> str:
+        """The role CloudFormation creates the app stack's resources with (the deploy role may only pass it)."""
+        return f"registration-{self.stage}-CloudFormationRoleArn"
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -103,7 +110,8 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None, client
 
 def deploy(plan: Plan, run: Runner, clients: Clients, *, verify_after: bool = True) -> int:
     """Package, upload, preflight, deploy, then verify; on a failed deploy, print why from the stack's events."""
-    bucket = plan.bucket or deploy_bucket(clients("cloudformation"), plan)
+    exports = Exports(clients("cloudformation"))
+    bucket = plan.bucket or exports.need(plan.bucket_export, plan, "or set DEPLOY_BUCKET")
     if bucket is None:
         return 2
     steps = [
@@ -115,7 +123,13 @@ def deploy(plan: Plan, run: Runner, clients: Clients, *, verify_after: bool = Tr
         if run(step) != 0:
             print(f"scripts/deploy: {_name(step)} failed; nothing was deployed", file=sys.stderr)
             return 1
-    if run(deploy_command(plan)) != 0:
+    role = os.environ.get("CLOUDFORMATION_ROLE_ARN") or exports.need(
+        plan.role_export, plan, "or set CLOUDFORMATION_ROLE_ARN"
+    )
+    if role is None:
+        print("scripts/deploy: nothing was deployed", file=sys.stderr)
+        return 2
+    if run(deploy_command(plan, role)) != 0:
         print(
             "scripts/deploy: the deploy failed; CloudFormation rolled the stack back (the old code kept serving)",
             file=sys.stderr,
@@ -130,7 +144,8 @@ def dry_run(plan: Plan, *, verify: bool = True, deploy: bool = True) -> list[str
     bucket = plan.bucket or f"<export {plan.bucket_export}>"
     commands = [ca_bundle_command(plan), package_command(plan)] if deploy and not plan.prebuilt else []
     if deploy:
-        commands += [upload_command(plan, bucket), preflight_command(plan), deploy_command(plan)]
+        role = os.environ.get("CLOUDFORMATION_ROLE_ARN") or f"<export {plan.role_export}>"
+        commands += [upload_command(plan, bucket), preflight_command(plan), deploy_command(plan, role)]
     lines = [shlex.join(command) for command in commands]
     if verify:
         function = f"<{MIGRATE} of {plan.stack}>"
@@ -171,31 +186,41 @@ def preflight_command(plan: Plan) -> list[str]:
     return command + (["--db-instance", plan.db_instance] if plan.db_instance else [])
 
 
-def deploy_command(plan: Plan) -> list[str]:
+def deploy_command(plan: Plan, role_arn: str) -> list[str]:
     command = [
         *("aws", "cloudformation", "deploy", "--region", plan.region),
         *("--template-file", f"{plan.out}/packaged.json", "--stack-name", plan.stack),
+        *("--role-arn", role_arn),
         *("--capabilities", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND", "--no-fail-on-empty-changeset"),
     ]
     return command + (["--parameter-overrides", f"AlarmEmail={plan.alarm_email}"] if plan.alarm_email else [])
 
 
-def deploy_bucket(cloudformation: Any, plan: Plan) -> str | None:
-    """The foundation's deploy bucket, from its export; None (and why, printed) when there is none."""
-    try:
-        for page in cloudformation.get_paginator("list_exports").paginate():
-            for export in page.get("Exports", []):
-                if export["Name"] == plan.bucket_export:
-                    return str(export["Value"])
-        why = f"no export {plan.bucket_export}"
-    except (BotoCoreError, ClientError) as error:
-        why = f"could not read the exports ({error})"
-    print(
-        f"scripts/deploy: {why}: deploy the foundation stack registration-foundation-{plan.stage} first "
-        "(docs/deploy.md, First deploy), or set DEPLOY_BUCKET",
-        file=sys.stderr,
-    )
-    return None
+class Exports:
+    """The account's CloudFormation exports, read once (the foundation's outputs: docs/deploy.md)."""
+
+    def __init__(self, cloudformation: Any) -> None:
+        self._cloudformation = cloudformation
+        self._values: dict[str, str] | None = None
+        self._error: str | None = None
+
+    def need(self, name: str, plan: Plan, instead: str) -> str | None:
+        """The export's value; None (and why, printed) when there is none."""
+        if self._values is None:
+            self._values = {}
+            try:
+                for page in self._cloudformation.get_paginator("list_exports").paginate():
+                    self._values.update({e["Name"]: str(e["Value"]) for e in page.get("Exports", [])})
+            except (BotoCoreError, ClientError) as error:
+                self._error = f"could not read the exports ({error})"
+        if name in self._values:
+            return self._values[name]
+        print(
+            f"scripts/deploy: {self._error or f'no export {name}'}: deploy the foundation stack "
+            f"registration-foundation-{plan.stage} first (docs/deploy.md, First deploy), {instead}",
+            file=sys.stderr,
+        )
+        return None
 
 
 def report_failure(plan: Plan, cloudformation: Any, logs: Any) -> None:

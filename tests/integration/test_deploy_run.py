@@ -72,7 +72,7 @@ class Aws:
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Aws]:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
-    for name in ("DEPLOY_BUCKET", "ALARM_EMAIL", "DB_INSTANCE_ID", "AWS_REGION"):
+    for name in ("DEPLOY_BUCKET", "ALARM_EMAIL", "DB_INSTANCE_ID", "AWS_REGION", "CLOUDFORMATION_ROLE_ARN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("DEPLOY_OUT", str(tmp_path / "out"))
@@ -159,7 +159,7 @@ def test_a_deploy_runs_each_step_in_order_then_verifies_and_gets_the_packages(
     aws.add(
         "cloudformation",
         "list_exports",
-        {"Exports": [{"Name": "registration-dev-DeployBucketName", "Value": "registration-dev-deploy-4f2a"}]},
+        {"Exports": [{"Name": "registration-dev-DeployBucketName", "Value": "registration-dev-deploy-4f2a"}, ROLE]},
         {},
     )
     verify_answers(aws, ok_report())
@@ -182,9 +182,30 @@ def test_a_deploy_runs_each_step_in_order_then_verifies_and_gets_the_packages(
     assert upload[upload.index("--s3-bucket") + 1] == "registration-dev-deploy-4f2a"
     assert preflight[-2:] == ["--db-instance", "registration-dev"]
     assert stack[stack.index("--stack-name") + 1] == STACK
+    assert stack[stack.index("--role-arn") + 1] == ROLE["Value"]  # the deploy role only passes it
     out = capsys.readouterr().out
     assert "verify: ok: 3 checks, no drift" in out
     assert f"GET {api}packages: 200, 1 active package(s)" in out
+
+
+ROLE = {
+    "Name": "registration-dev-CloudFormationRoleArn",
+    "Value": "arn:aws:iam::210987654321:role/registration-foundation-dev-CloudFormationExecutionRole",
+}
+
+
+def test_without_the_foundations_cloudformation_role_the_stack_is_not_deployed(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.add("cloudformation", "list_exports", {"Exports": [{"Name": "other-export", "Value": "x"}]}, {})
+    runner = Runner()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEPLOY_BUCKET", "artifacts-dev")
+        assert deploy.main(["--stage", "dev", "--prebuilt"], runner, aws) == 2
+    assert runner.steps() == ["cloudformation package", "preflight.py"]
+    error = capsys.readouterr().err
+    assert "no export registration-dev-CloudFormationRoleArn" in error
+    assert "or set CLOUDFORMATION_ROLE_ARN" in error
 
 
 def test_the_pipeline_deploys_its_artifact_and_a_failed_step_stops_before_the_stack(aws: Aws) -> None:
@@ -254,6 +275,7 @@ def test_a_refused_gate_prints_its_reason_from_the_stack_events_and_its_report_f
     runner = Runner(fail_on="deploy")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DEPLOY_BUCKET", "artifacts-dev")
+        patch.setenv("CLOUDFORMATION_ROLE_ARN", ROLE["Value"])
         assert deploy.main(["--stage", "dev", "--prebuilt"], runner, aws) == 1
 
     error = capsys.readouterr().err
