@@ -1,7 +1,8 @@
 """The expected schema of a release's migrations, replayed at package time and put in the zip.
 
-``scripts/package.py`` calls ``add_to_zip``: it starts the embedded PostgreSQL (the major
-version the stage's RDS instance runs: infra/foundation.yaml), replays every migration
+``scripts/package.py`` calls ``add_to_zip``: on ``$EXPECTED_SCHEMA_DATABASE_URL`` (the
+pipeline gives it a PostgreSQL of the RDS instance's major version, infra/foundation.yaml),
+else on the embedded PostgreSQL (18) it starts, it replays every migration
 into a scratch database there (``expected.build_snapshot``, the code ``verify`` uses),
 and writes the result, keyed by the files' checksums and the major version and
 checksummed, to ``migrations/expected-schema.json`` in the zip.  The schema gate that
@@ -38,14 +39,14 @@ def build(database_url: str | None = None) -> dict[str, Any]:
     files = load_migrations(ROOT / "migrations")
     if database_url:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            return build_snapshot(conn, files, Settings())
+            return build_snapshot(conn, files, Settings()) | {"major": conn.info.server_version // 10000}
     from devstack import embedded
 
     with tempfile.TemporaryDirectory(prefix="expected-snapshot-") as workdir:
         server = embedded.start(Path(workdir) / "data", cleanup_mode="delete")
         try:
             with psycopg.connect(str(server.get_uri()), autocommit=True) as conn:
-                return build_snapshot(conn, files, Settings())
+                return build_snapshot(conn, files, Settings()) | {"major": conn.info.server_version // 10000}
         finally:
             server.cleanup()
 
@@ -62,7 +63,10 @@ def add_to_zip(zip_path: Path, database_url: str | None = None) -> str:
         info.external_attr = 0o644 << 16
         archive.writestr(info, body)
     objects = sum(len(rows) for rows in data["entries"][0]["objects"].values())
-    return f"{ZIP_NAME}: the expected schema of {objects} objects, key {data['entries'][0]['key'][:12]}…"
+    return (
+        f"{ZIP_NAME}: the expected schema of {objects} objects on PostgreSQL {data['major']}, "
+        f"key {data['entries'][0]['key'][:12]}…"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,12 +209,16 @@ def add_edge_protection(template: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def add_expected_schema(zip_path: Path) -> str:
-    """The migrations' expected schema, replayed on the embedded PostgreSQL, into the zip (expected_snapshot.py)."""
+    """The migrations' expected schema, replayed, into the zip (expected_snapshot.py).
+
+    On ``$EXPECTED_SCHEMA_DATABASE_URL`` when set (the pipeline: a PostgreSQL of the RDS
+    instance's major version, infra/foundation.yaml), else on the embedded PostgreSQL.
+    """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import expected_snapshot
 
-    return expected_snapshot.add_to_zip(zip_path)
+    return expected_snapshot.add_to_zip(zip_path, os.environ.get("EXPECTED_SCHEMA_DATABASE_URL") or None)
 
 
 def add_observability(template: dict[str, Any], stage: str) -> None:

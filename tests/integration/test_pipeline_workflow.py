@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+from cfnlint.decode import decode  # type: ignore[import-untyped]  # cfn-lint ships no type hints
 
 from tests.conftest import ROOT
 
@@ -54,7 +55,13 @@ def test_the_jobs_follow_one_another_check_first_prod_last(workflow: dict[str, A
         "deploy-dev",
     ]
     assert [step["run"] for step in jobs["check"]["steps"] if "run" in step] == ["make check"]
-    [bundle, build] = [step["run"] for step in jobs["package"]["steps"] if "run" in step]
+    [postgres, bundle, build] = [step["run"] for step in jobs["package"]["steps"] if "run" in step]
+    # The package's expected schema is built on the RDS instance's major version.
+    foundation, errors = decode(str(ROOT / "infra" / "foundation.yaml"))
+    assert not errors, errors
+    assert foundation is not None
+    assert f"grep -q '^{foundation['Mappings']['Engine']['postgres']['Version']}'" in postgres
+    assert jobs["package"]["env"]["EXPECTED_SCHEMA_DATABASE_URL"].startswith("postgresql://")
     assert "scripts/rds_ca_bundle.py" in bundle  # the RDS CA bundle in the package, fetched fresh
     assert "make package STAGE=dev" in build
     assert "make package STAGE=prod" in build
