@@ -117,4 +117,4 @@ migrate-plan migrate-apply migrate-verify: migrate-%: $(RUN_STAMP)  ## the migra
 	$(BIN)/python -m devstack.migrate $*
 
 clean:  ## remove the venv, caches and build output (keeps .local/ data)
-	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache .chalice/deployments
+	rm -rf $(VENV) .venv-checkov node_modules build .pytest_cache .mypy_cache .ruff_cache .chalice/deployments
