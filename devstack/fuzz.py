@@ -38,7 +38,9 @@ from devstack import stack
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "fuzz"
-EXCLUDED_CHECKS = "positive_data_acceptance"
+# use_after_free: DELETE /registrations/{id}/personal-data erases the person's data but keeps
+# the registration, its id and its statuses (issue 22), so a GET after it answers 200 by design.
+EXCLUDED_CHECKS = "positive_data_acceptance,use_after_free"
 
 
 def main(argv: list[str] | None = None) -> int:

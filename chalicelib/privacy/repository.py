@@ -26,7 +26,9 @@ ERASED_PHONE = "+620000000000"
 # in an outbox payload is left out (the admin exporting has no need of it).
 _DOCUMENT = """jsonb_build_object(
     'registration', to_jsonb({r}),
-    'history', (SELECT coalesce(jsonb_agg(to_jsonb(h) - 'registration_id' ORDER BY h.id), '[]'::jsonb)
+    'history', (SELECT coalesce(jsonb_agg(jsonb_build_object('action', h.action, 'from_status', h.from_status,
+                         'to_status', h.to_status, 'actor', h.actor, 'reason', h.reason, 'at', h.created_at)
+                         ORDER BY h.id), '[]'::jsonb)
                   FROM registration_status_history h WHERE h.registration_id = {r}.id),
     'messages', (SELECT coalesce(jsonb_agg(to_jsonb(o) - 'registration_id'
                          || jsonb_build_object('payload', CASE WHEN o.payload -> 'sensitive' = 'true'::jsonb

@@ -325,7 +325,8 @@ def _describe_fields(node: Any) -> None:
     if isinstance(node, dict):
         for name, schema in (node.get("properties") or {}).items():
             if isinstance(schema, dict) and "description" not in schema and name in examples.FIELD_DESCRIPTIONS:
-                schema["description"] = examples.FIELD_DESCRIPTIONS[name]
+                # A copy: property schemas are shared dicts (``text``), and one field's words are not another's.
+                node["properties"][name] = {**schema, "description": examples.FIELD_DESCRIPTIONS[name]}
         for value in node.values():
             _describe_fields(value)
     elif isinstance(node, list):
