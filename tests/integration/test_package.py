@@ -110,19 +110,30 @@ def test_the_runtime_imports_the_bytecode_not_the_source(package: Path, tmp_path
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.slow
-def test_packaged_migrate_verifies_a_database(package: Path, migrated_db: str, tmp_path: Path) -> None:
-    """Unzipped as Lambda unzips it, no site-packages, no project around it: the handler finds its SQL."""
+def _unpacked(package: Path, tmp_path: Path) -> Path:
+    """The zip unpacked as Lambda unpacks it."""
     task = tmp_path / "task"
     with zipfile.ZipFile(package / "deployment.zip") as archive:
         archive.extractall(task)
+    return task
+
+
+def _packaged_verify(task: Path, database_url: str) -> dict[str, Any]:
+    """The unpacked ``migrate`` handler's verify, with no site-packages and no project around it."""
     handler = "import json, app; print(json.dumps(app.migrate({'action': 'verify'}, None)))"
-    env = {"PATH": os.environ["PATH"], "DATABASE_URL": migrated_db}
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url}
     result = subprocess.run(
         [sys.executable, "-B", "-S", "-c", handler], cwd=task, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.mark.slow
+def test_packaged_migrate_verifies_a_database(package: Path, migrated_db: str, tmp_path: Path) -> None:
+    """Unzipped as Lambda unzips it, no site-packages, no project around it: the handler finds its SQL."""
+    report = _packaged_verify(_unpacked(package, tmp_path), migrated_db)
     assert report["ok"] is True
     assert len(report["already_applied"]) == len(list(MIGRATIONS.glob("*.sql")))
 
@@ -135,22 +146,14 @@ def test_the_zip_carries_the_expected_schema_its_gate_compares_with(
     from chalicelib.migrate import stored
     from chalicelib.migrate.files import load_migrations
 
-    task = tmp_path / "task"
-    with zipfile.ZipFile(package / "deployment.zip") as archive:
-        archive.extractall(task)
+    task = _unpacked(package, tmp_path)
     snapshot = json.loads((task / "migrations" / stored.SNAPSHOT_NAME).read_text())
     (entry,) = snapshot["entries"]
     assert entry["key"] == stored.key(load_migrations(MIGRATIONS), 180000)
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         conn.execute(f"DELETE FROM {stored.STORE_TABLE}")  # nothing stored yet: a first release with these files
         major = conn.info.server_version // 10000
-    handler = "import json, app; print(json.dumps(app.migrate({'action': 'verify'}, None)))"
-    env = {"PATH": os.environ["PATH"], "DATABASE_URL": migrated_db}
-    result = subprocess.run(
-        [sys.executable, "-B", "-S", "-c", handler], cwd=task, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = _packaged_verify(task, migrated_db)
     assert report["ok"] is True, report["drift"]
     said = "the expected schema read from the package's snapshot" if major == 18 else "the expected schema replayed"
     assert any(line.startswith(said) for line in report["checked"]), report["checked"]
