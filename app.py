@@ -6,6 +6,7 @@ cold start stays light.  Errors become JSON in one place, ``chalicelib.web.respo
 What the container builds once lives on ``runtime`` (``chalicelib.platform.runtime``).
 """
 
+import contextvars
 import functools
 import logging
 import time
@@ -22,7 +23,8 @@ logs.configure()
 app = Chalice(app_name="registration-backend", configure_logs=False)
 runtime = Runtime()
 request_log = logging.getLogger("registration.request")
-access_log = logging.getLogger("registration.access")
+# The access record of the request in hand (who read which registrations), for its request line.
+_read: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("personal_data_read", default=None)
 
 
 def api(path: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -51,8 +53,9 @@ _CACHEABLE = frozenset({("GET", "/packages"), ("GET", "/openapi.json")})
 
 @app.middleware("http")
 def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """One JSON line per request (request id, route, status, time taken; no query, no body),
-    Chalice's own errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too, and
+    """One JSON line per request (request id, route, status, time taken, and who read which
+    registrations when it answered with personal data; no query, no body), Chalice's own
+    errors (405, 415, 500) in the pinned ``{"error": {...}}`` shape too, and
     ``Cache-Control: no-store`` on every response that is not public and cacheable.
 
     The request id is the ``correlation_id`` of every log line the request causes (and
@@ -63,25 +66,24 @@ def log_request(event: Any, get_response: Callable[[Any], Response]) -> Response
     started = time.perf_counter()
     context = event.context or {}
     request_id = context.get("requestId") or getattr(event.lambda_context, "aws_request_id", None)
-    with logs.correlated(request_id), emf.invocation("api_handler", correlation_id=request_id):
-        response = get_response(event)
-        body = response.body
-        if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
-            from chalicelib.web.responses import chalice_error_body
+    line: dict[str, Any] = {"request_id": request_id, "route": f"{event.method} {context.get('resourcePath', '')}"}
+    read = _read.set(line)
+    try:
+        with logs.correlated(request_id), emf.invocation("api_handler", correlation_id=request_id):
+            response = get_response(event)
+            body = response.body
+            if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+                from chalicelib.web.responses import chalice_error_body
 
-            allowed = str(response.headers.get("Allow", ""))
-            response.body = chalice_error_body(response.status_code, event.method, allowed)
-        if (event.method, context.get("resourcePath", "")) not in _CACHEABLE:
-            response.headers.setdefault("Cache-Control", "no-store")
-        request_log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "route": f"{event.method} {context.get('resourcePath', '')}",
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+                allowed = str(response.headers.get("Allow", ""))
+                response.body = chalice_error_body(response.status_code, event.method, allowed)
+            if (event.method, context.get("resourcePath", "")) not in _CACHEABLE:
+                response.headers.setdefault("Cache-Control", "no-store")
+            line["status"] = response.status_code
+            line["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            request_log.info("request", extra=line)
+    finally:
+        _read.reset(read)
     return response
 
 
@@ -327,19 +329,15 @@ def _staff(roles: Any = None) -> Any:
 
 
 def _record_access(staff: Any, registration_ids: list[str]) -> None:
-    """The access log: one line per staff request that returns personal data, naming who (subject and
-    roles), which registrations, which route and the correlation id (added to every line), and
-    nothing personal itself."""
-    request = _request()
-    access_log.info(
-        "personal data read",
-        extra={
-            "subject": staff.username,
-            "roles": sorted(staff.roles),
-            "registration_ids": registration_ids,
-            "route": f"{request.method} {request.context.get('resourcePath', '')}",
-        },
-    )
+    """The access record, on the request's line: for each staff request that answers with personal
+    data, who (subject and roles) and which registrations; the line already names the route and
+    the correlation id, and holds nothing personal itself."""
+    line = _read.get()
+    if line is None:
+        raise RuntimeError("only called while handling a request")
+    line["subject"] = staff.username
+    line["roles"] = sorted(staff.roles)
+    line["registration_ids"] = registration_ids
 
 
 def _otp_budget() -> Any:

@@ -123,7 +123,7 @@ def _naive_handler(url: str) -> tuple[Handler, psycopg.Connection[Any]]:
     def handle(records: Records) -> dict[str, Any]:
         failed = []
         for record in records:
-            message = CreateCustomer.model_validate_json(record["body"])
+            message = CreateCustomer.parse(record["body"])
             try:
                 with conn.transaction():
                     row = conn.execute(_LOCK, (message.registration_id,)).fetchone()

@@ -215,9 +215,7 @@ def _container(number: int, url: str, package_id: str, barrier: threading.Barrie
             break
         statuses[first] = status
     if statuses[first] == "approved":
-        message = json.dumps(
-            CreateCustomer(type="create_customer", registration_id=uuid.UUID(first), requested_by="x").to_body()
-        )
+        message = json.dumps(CreateCustomer.new(uuid.UUID(first), "x").to_body())
         records = [sqs_events.record(message), sqs_events.record(message)]  # the second: a duplicate delivery
         batch = _batch(database, records)
         outcomes["worker batch ok" if batch == [] else f"worker batch failed: {len(batch)} records"] += 1

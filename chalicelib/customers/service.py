@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from chalicelib.customers import repository as customer_repository
-from chalicelib.customers.messages import CreateCustomer
+from chalicelib.customers.messages import BadMessageError, CreateCustomer
 from chalicelib.errors import NotFoundError
 from chalicelib.jsontypes import Json
 from chalicelib.message_templates import CUSTOMER_CREATED
@@ -88,7 +86,7 @@ def request_customer(
         raise ConfigurationError("CUSTOMER_QUEUE_URL is not set")
     # The request's id travels with the message (an attribute: the body is pinned).
     correlation_id = logs.correlation_id() or str(uuid.uuid4())
-    message = CreateCustomer(type="create_customer", registration_id=registration, requested_by=staff.username)
+    message = CreateCustomer.new(registration, staff.username)
     sqs.send(queue(), queue_url, message.to_body(), {"correlation_id": correlation_id})
     log.info("create-customer queued: registration %s, correlation %s", registration, correlation_id)
     return CustomerRequest(
@@ -132,10 +130,11 @@ def _create_one(database: Database, message_id: str, body: Any) -> tuple[bool, u
     Counts ``CustomerCreated``, or ``WorkerRecordFailed`` by reason, on the invocation's metrics.
     """
     try:
-        message = CreateCustomer.model_validate_json(body if isinstance(body, str) else "")
-    except ValidationError as error:
-        problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in error.errors(include_input=False)]
-        log.error("create-customer %s (registration %s) failed: bad body %s", message_id, _claimed_id(body), problems)
+        message = CreateCustomer.parse(body if isinstance(body, str) else None)
+    except BadMessageError as error:
+        log.error(
+            "create-customer %s (registration %s) failed: bad body %s", message_id, _claimed_id(body), error.problems
+        )
         emf.count(FAILED, by=Failure.BAD_BODY)
         return False, None
     registration = message.registration_id

@@ -245,13 +245,17 @@ def test_staff_reads_are_on_record_without_personal_data(
     api_client: Client, package: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     registration = register(api_client, package)
-    caplog.set_level(logging.INFO, logger="registration.access")
+    caplog.set_level(logging.INFO, logger="registration.request")
     cs = token("cs", sub="cs-worker-1")
     assert api_client.http.get(f"/registrations/{registration['id']}", headers=cs).status_code == 200
     assert api_client.http.get("/registrations?limit=1", headers=cs).status_code == 200
     assert api_client.http.get(f"/registrations/{registration['id']}/personal-data", headers=ADMIN).status_code == 200
-    assert api_client.http.get("/packages").status_code == 200  # public, no personal data: no line
-    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "registration.access"]
+    assert api_client.http.get("/packages").status_code == 200  # public, no personal data: no access record
+    requests = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "registration.request"]
+    [public] = [line for line in requests if line["route"] == "GET /packages"]
+    assert "registration_ids" not in public
+    assert "subject" not in public
+    lines = [line for line in requests if "registration_ids" in line]
     assert [line["route"] for line in lines] == [
         "GET /registrations/{registration_id}",
         "GET /registrations",

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -77,6 +78,18 @@ def test_each_line_has_its_own_time_to_the_millisecond_in_utc(created: float) ->
     assert list(line)[:4] == ["time", "level", "logger", "message"]
 
 
+def _reference_mask(text: str) -> str:
+    """Both patterns, e-mail first, on the whole text: what mask() did before any shortcut."""
+    email = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+    phone = re.compile(r"(?<![\w-])\+?\d(?:[\s.-]?\d){8,14}(?![\w-])")
+
+    def masked_phone(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return ("+" if match.group(0).startswith("+") else "") + digits[:4] + "*" * (len(digits) - 6) + digits[-2:]
+
+    return phone.sub(masked_phone, email.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text))
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -87,19 +100,24 @@ def test_each_line_has_its_own_time_to_the_millisecond_in_utc(created: float) ->
         "siti@example.co.id and +6281234567890",
         "a@b",
         "order 12345678 of 2026-11-25",
+        # The id shortcut: canonical UUIDs only, alone or joined by NUL.
+        "12345678-1234-1234-1234-123456789012",
+        "12345678-1234-1234-1234-123456789012\x0087654321-4321-4321-4321-210987654321",
+        "12345678-1234",
+        "12345678-1234-1234-1234-1234567890123",
+        "12345678-1234-1234-1234-123456789012 081234567890",
     ],
 )
-def test_masking_is_the_same_with_or_without_an_at_sign_shortcut(text: str) -> None:
-    # The reference: both patterns, e-mail first (what mask() does whenever the text has an @).
-    email = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-    phone = re.compile(r"(?<![\w-])\+?\d(?:[\s.-]?\d){8,14}(?![\w-])")
+def test_masking_is_the_same_with_or_without_its_shortcuts(text: str) -> None:
+    assert mask(text) == _reference_mask(text)
 
-    def masked_phone(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return ("+" if match.group(0).startswith("+") else "") + digits[:4] + "*" * (len(digits) - 6) + digits[-2:]
 
-    expected = phone.sub(masked_phone, email.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text))
-    assert mask(text) == expected
+def test_ids_made_of_digits_are_never_taken_for_phone_numbers() -> None:
+    # The UUIDs most like phone numbers: every hex digit a decimal one.
+    rng = random.Random(24)  # noqa: S311 (test data, not a secret)
+    ids = [str(uuid.UUID(int=int("".join(rng.choice("0123456789") for _ in range(32)), 16))) for _ in range(300)]
+    for text in (*ids, "\x00".join(ids)):
+        assert mask(text) == _reference_mask(text) == text
 
 
 def test_fields_that_hold_names_addresses_or_free_text_are_masked_whole() -> None:
