@@ -69,7 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pool-load: {pgbouncer.SKIP_REASON}", file=sys.stderr)
         return 2
     # Thousands of request lines (and, straight to the server, thousands of refusals): the summary says it all.
+    # Run in-process by tests/integration/test_pool.py: the switch is put back, or every later test's
+    # log lines (and the suite's PII scan of them) would be silenced in that worker.
+    was = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
+    try:
+        return _modes(args)
+    finally:
+        logging.disable(was)
+
+
+def _modes(args: argparse.Namespace) -> int:
     modes = ["pool", "direct"] if args.mode == "both" else [args.mode]
     summaries: dict[str, dict[str, Any]] = {}
     settings = {"max_connections": str(args.max_connections), "fsync": "off", "synchronous_commit": "off"}

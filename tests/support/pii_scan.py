@@ -59,6 +59,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     logging.getLogger().addHandler(_handler)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A test that leaves ``logging.disable`` on silences every later test's lines in its worker
+    (and this scan of them): it fails, and the switch is put back."""
+    yield
+    left = logging.root.manager.disable
+    if left:
+        logging.disable(logging.NOTSET)
+        pytest.fail(f"{item.nodeid} left logging.disable({logging.getLevelName(left)}) on", pytrace=False)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(_handler)
     mine = {"lines": _handler.lines, "hits": _handler.hits, "examples": _handler.examples}
